@@ -1,0 +1,139 @@
+"""The ``cellclf`` command: data synth/check, run the series, write the report."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _param_value(text: str):
+    import yaml
+    return yaml.safe_load(text)
+
+
+def _cmd_synth(a) -> int:
+    from . import synth
+    from pathlib import Path
+    out = Path(a.out)
+    if a.if_missing and out.exists() and any(out.iterdir()):
+        print(f"{out} exists; keeping it (--if-missing)")
+        return 0
+    summary = synth.generate(out, seed=a.seed, size=a.size, n_train_per_class=a.n_train_per_class,
+                             n_test_per_class=a.n_test_per_class, progress=not a.quiet)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_check(a) -> int:
+    from . import data
+    rep = data.check(a.dir, a.classes)
+    if a.json:
+        print(json.dumps(rep, indent=2))
+        return 1 if rep["skipped"] else 0
+    print(f"dataset {rep['root']}: {rep['n_train']} labelled images in {len(rep['classes'])} classes, "
+          f"{rep['n_test']} test images{' (with test_labels.csv)' if rep['test_labels'] else ''}")
+    width = max(map(len, rep["classes"]))
+    for c, n in rep["counts"].items():
+        print(f"  {c:<{width}}  {n:6d}")
+    print("image sizes (WxH: count): " + ", ".join(f"{k}: {v}" for k, v in list(rep["sizes"].items())[:8])
+          + (" ..." if len(rep["sizes"]) > 8 else ""))
+    for f in rep["ignored"]:
+        print(f"ignored {f['path']}: {f['reason']}")
+    if rep["skipped"]:
+        print(f"{len(rep['skipped'])} unreadable file(s):")
+        for f in rep["skipped"]:
+            print(f"  {f['path']}: {f['reason']}")
+        return 1
+    print("all images readable")
+    return 0
+
+
+def _cmd_run(a) -> int:
+    from . import runner
+    overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
+    try:
+        index = runner.run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
+                                  a.log_output, a.hide_code, progress=not a.no_progress_bar)
+    except runner.RunError as e:
+        print(f"cellclf run: {e}", file=sys.stderr)
+        return 1
+    print(f"report: {index}")
+    return 0
+
+
+def _cmd_report(a) -> int:
+    from pathlib import Path
+    from . import report
+    run_dir = Path(a.run_dir)
+    if not run_dir.is_dir():
+        print(f"cellclf report: {run_dir} is not a run folder", file=sys.stderr)
+        return 1
+    print(f"report: {report.write_report(run_dir, hide_code=a.hide_code)}")
+    return 0
+
+
+def _cmd_params(a) -> int:
+    from . import params
+    print(params.describe(a.stage))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cellclf", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    d = sub.add_parser("data", help="datasets: generate the synthetic set, check a folder")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    s = dsub.add_parser("synth", help="generate the embedded synthetic stained-cell dataset")
+    s.add_argument("out")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=int, default=128, help="image size in pixels (default 128)")
+    s.add_argument("--n-train-per-class", type=int, default=400)
+    s.add_argument("--n-test-per-class", type=int, default=40)
+    s.add_argument("--if-missing", action="store_true", help="do nothing if OUT exists and is not empty")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_cmd_synth)
+    c = dsub.add_parser("check", help="per-class counts, image sizes, every unreadable file with its reason")
+    c.add_argument("dir", help="dataset folder or CSV manifest")
+    c.add_argument("--classes", default="", help="preset (herlev3, ...) or YAML mapping; default one class per folder")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=_cmd_check)
+
+    r = sub.add_parser("run", help="run the notebook series through papermill and write the report")
+    r.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile")
+    r.add_argument("--data", default=None, help="dataset folder or manifest (default: the embedded synthetic set)")
+    r.add_argument("--classes", default=None, help="class preset or YAML mapping")
+    r.add_argument("--run-id", default=None, help="run folder name under runs/ (default: <profile>-<date>-<time>)")
+    r.add_argument("--only", default=None, help="comma-separated stages, e.g. 01,02")
+    r.add_argument("--resume", action="store_true", help="skip finished stages (and finished folds)")
+    r.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="override one notebook parameter, as with papermill -p")
+    r.add_argument("--log-output", action="store_true", help="stream notebook output (for CI logs)")
+    r.add_argument("--no-progress-bar", action="store_true")
+    r.add_argument("--hide-code", action="store_true", help="leave code cells out of the HTML pages")
+    r.set_defaults(func=_cmd_run)
+
+    rep = sub.add_parser("report", help="(re)write a run's HTML pages and index.html")
+    rep.add_argument("run_dir")
+    rep.add_argument("--hide-code", action="store_true")
+    rep.set_defaults(func=_cmd_report)
+
+    pp = sub.add_parser("params", help="list a stage's parameters and allowed values")
+    pp.add_argument("stage")
+    pp.set_defaults(func=_cmd_params)
+    return p
+
+
+def main(argv=None) -> int:
+    import cellclf_utils  # noqa: F401  (pins KERAS_BACKEND before anything imports keras)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, RuntimeError, FileNotFoundError) as e:
+        # our errors say what to do; a traceback would bury that
+        print(f"cellclf: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Decode image files to RGB uint8 and resize them, with errors that name the file.
+
+Files are read as bytes and decoded with ``cv2.imdecode`` so that non-ASCII paths work
+on every platform (``cv2.imread`` fails on them on Windows).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+RESIZE_POLICIES = ("pad", "crop", "stretch")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be used; ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def decode_bytes(data: bytes, path="<bytes>") -> np.ndarray:
+    """Return the image in ``data`` as an HxWx3 RGB uint8 array.
+
+    Grayscale is repeated to 3 channels; an alpha channel is composited on white (the
+    usual slide background); 16-bit images are scaled to 8 bits (>> 8).
+    Raises BadImageError naming ``path`` for anything else.
+    """
+    return to_rgb(decode_raw(data, path), path)
+
+
+def decode_raw(data: bytes, path="<bytes>") -> np.ndarray:
+    """Return the file's pixels as OpenCV decodes them (any depth and channel count)."""
+    if len(data) == 0:
+        raise BadImageError(path, "empty file (0 bytes)")
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
+        # libjpeg decodes a cut-off JPEG as grey below the cut, with only a console warning
+        raise BadImageError(path, "truncated JPEG (no end-of-image marker): the file was cut off")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise BadImageError(path, "not a decodable image (corrupt, truncated or not an image format OpenCV reads)")
+    return img
+
+
+def to_rgb(img: np.ndarray, path="<bytes>") -> np.ndarray:
+    """Return a decoded OpenCV image as HxWx3 RGB uint8 (see decode_bytes)."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise BadImageError(path, f"unsupported pixel type {img.dtype} (expected 8- or 16-bit)")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    channels = img.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:  # gray + alpha
+        gray, alpha = img[:, :, 0], img[:, :, 1]
+        return cv2.cvtColor(_over_white(gray[..., None], alpha)[..., 0], cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        rgb = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB)
+        return _over_white(rgb, img[:, :, 3])
+    raise BadImageError(path, f"unsupported channel count {channels}")
+
+
+def _over_white(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    return np.round(img * a + 255.0 * (1.0 - a)).astype(np.uint8)
+
+
+def read_image(path) -> np.ndarray:
+    """Return the image file at ``path`` as HxWx3 RGB uint8 (see decode_bytes)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadImageError(path, "file not found") from None
+    except OSError as e:
+        raise BadImageError(path, f"cannot read file ({e.strerror or e})") from None
+    return decode_bytes(data, path)
+
+
+def resize(img: np.ndarray, size: int, policy: str = "pad") -> np.ndarray:
+    """Return ``img`` as a size x size RGB uint8 array.
+
+    pad: keep the aspect ratio, fill the border by replicating edge pixels (cells sit on
+    background, so this adds background, not black bars); crop: centre square crop;
+    stretch: ignore the aspect ratio.
+    """
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"resize policy must be one of {', '.join(RESIZE_POLICIES)} (got {policy!r})")
+    h, w = img.shape[:2]
+    if policy == "crop" and h != w:
+        s = min(h, w)
+        y, x = (h - s) // 2, (w - s) // 2
+        img = img[y:y + s, x:x + s]
+    elif policy == "pad" and h != w:
+        s = max(h, w)
+        top, left = (s - h) // 2, (s - w) // 2
+        img = cv2.copyMakeBorder(img, top, s - h - top, left, s - w - left, cv2.BORDER_REPLICATE)
+    h, w = img.shape[:2]
+    if (h, w) == (size, size):
+        return np.ascontiguousarray(img)
+    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    return cv2.resize(img, (size, size), interpolation=interp)

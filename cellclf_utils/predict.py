@@ -1,0 +1,19 @@
+"""Class probabilities from a trained model, optionally averaged over flips/rotations (TTA)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def dihedral(x: np.ndarray, k: int) -> np.ndarray:
+    """Return the k-th (0..7) of the 8 flips/rotations of an NHWC batch of square images."""
+    y = np.rot90(x, k % 4, axes=(1, 2))
+    return np.ascontiguousarray(y[:, :, ::-1] if k >= 4 else y)
+
+
+def predict_proba(model, x: np.ndarray, batch_size: int = 64, tta: bool = False) -> np.ndarray:
+    """Return (N, n_classes) float probabilities; with ``tta`` the mean over the 8 dihedral
+    transforms (cells have no up or left, so every view is equally valid)."""
+    if len(x) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    views = range(8) if tta else range(1)
+    return np.mean([model.predict(dihedral(x, k), batch_size=batch_size, verbose=0) for k in views], axis=0)

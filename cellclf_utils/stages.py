@@ -1,0 +1,118 @@
+"""What every notebook stage does at its start and its end, so notebooks stay thin.
+
+start: validate parameters, open the stage folder. training_data: dataset, the run's
+folds, images. save_model_outputs: oof.csv, test.csv, history.csv, scores and figures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import data, folds, metrics, params, plots, runs
+
+
+def start(stage: str, namespace: dict) -> tuple[runs.Stage, dict]:
+    """Return ``(stage folder, validated parameters)`` for a notebook's globals()."""
+    P = params.validate(stage, namespace)
+    return runs.Stage.open(stage, P), P
+
+
+@dataclass
+class TrainingData:
+    ds: data.Dataset
+    folds: pd.DataFrame        # the run's folds.csv rows used by this stage (after `limit`)
+    index: np.ndarray          # positions of those rows in ds.items
+    x: np.ndarray              # (N, S, S, 3) uint8
+    y: np.ndarray              # (N,) int
+    fold: np.ndarray           # (N,) validation fold of each image
+    x_test: np.ndarray         # (M, S, S, 3) uint8, unlabeled
+    ids: list[str]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.ds.class_names
+
+
+def load_dataset(P: dict) -> data.Dataset:
+    """Return the dataset named by the parameters (embedded synthetic set when data_dir is '')."""
+    return data.load_dataset(data.resolve_source(P["data_dir"]), P["classes"], P["on_bad_image"])
+
+
+def training_data(st: runs.Stage, P: dict, ds: data.Dataset | None = None) -> TrainingData:
+    """Return images, labels and folds for a model stage; draws the run's folds if no stage
+    has yet. ``limit`` keeps a fixed per-class subset of them."""
+    ds = ds or load_dataset(P)
+    fdf = folds.ensure(st.run_dir, ds, P["folds"], P["seed"])
+    use = folds.subset(fdf, P.get("limit", 0), P["seed"])
+    index = use.index.to_numpy()
+    x = ds.images(P["image_size"], P["resize"])[index]
+    x_test = ds.test_images(P["image_size"], P["resize"])
+    td = TrainingData(ds, use.reset_index(drop=True), index, x, ds.labels[index], use.fold.to_numpy(),
+                      x_test, [ds.ids[i] for i in index])
+    counts = ", ".join(f"{c} {int((td.y == i).sum())}" for i, c in enumerate(ds.class_names))
+    print(f"{len(td.y)} training images ({counts}); {len(x_test)} test images; "
+          f"{P['folds']} folds; {P['image_size']} px")
+    return td
+
+
+def _proba_frame(ids, proba, class_names) -> pd.DataFrame:
+    return pd.DataFrame({"id": ids, **{f"p_{c}": proba[:, i] for i, c in enumerate(class_names)}})
+
+
+def save_model_outputs(st: runs.Stage, td: TrainingData, cv, P: dict, model_name: str) -> dict:
+    """Write oof.csv, test.csv, history.csv and the stage's figures; return the metrics
+    dict for ``st.finish`` (CV scores, and test scores when test labels exist)."""
+    names = td.class_names
+    oof = _proba_frame(td.ids, cv.oof, names)
+    oof.insert(1, "fold", td.fold)
+    oof.insert(2, "label", [names[i] for i in td.y])
+    st.write_csv("oof.csv", oof)
+    if cv.test is not None:
+        st.write_csv("test.csv", _proba_frame(td.ds.test_ids, cv.test, names))
+    st.write_csv("history.csv", cv.history)
+    st.write_csv("fold_times.csv", cv.folds)
+    cv_scores = metrics.summary(td.y, cv.oof, names, seed=P["seed"])
+    test_scores = None
+    if cv.test is not None and td.ds.test_labels is not None:
+        test_scores = metrics.summary(td.ds.test_labels, cv.test, names, seed=P["seed"])
+    st.figure(plots.learning_curves(cv.history), "learning_curves", "Learning curves per fold")
+    st.figure(plots.confusion_matrix(np.array(cv_scores["confusion"]), names,
+                                     title="Out-of-fold confusion matrix"),
+              "confusion_cv", "Out-of-fold confusion matrix (row-normalised)")
+    st.figure(plots.per_class_recall(cv_scores["per_class_recall"], title="Out-of-fold recall per class"),
+              "recall_cv", "Out-of-fold recall per class")
+    if test_scores:
+        st.figure(plots.confusion_matrix(np.array(test_scores["confusion"]), names,
+                                         title="Test confusion matrix"),
+                  "confusion_test", "Test-set confusion matrix (labels used for scoring only)")
+    print(format_scores("out-of-fold", cv_scores))
+    if test_scores:
+        print(format_scores("test", test_scores))
+    return {"kind": "model", "model": model_name, "classes": names, "n_train": int(len(td.y)),
+            "n_test": int(len(td.x_test)), "folds": int(P["folds"]), "cv": cv_scores, "test": test_scores,
+            "fold_times": cv.folds.to_dict("records"), "skipped": td.ds.skipped}
+
+
+def format_scores(name: str, s: dict) -> str:
+    """Return one readable line of scores."""
+    lo, hi = s["accuracy_ci"]
+    auc = s["macro_auc"]
+    rec = ", ".join(f"{c} {r:.0%}" for c, r in s["per_class_recall"].items())
+    return (f"{name}: accuracy {s['accuracy']:.1%} [95% CI {lo:.1%}–{hi:.1%}], macro AUC "
+            f"{'n/a' if auc != auc else f'{auc:.3f}'}, recall: {rec} (n={s['n']})")
+
+
+def eda_metrics(ds: data.Dataset, dup, cross: pd.DataFrame) -> dict:
+    """Return the EDA stage's metrics.json content."""
+    y = ds.labels
+    sizes = ds.frame().groupby(["width", "height"]).size()
+    return {"kind": "eda", "title": "EDA and colour", "classes": ds.class_names,
+            "n_train": len(ds.items), "n_test": len(ds.test_items),
+            "counts": {c: int((y == i).sum()) for i, c in enumerate(ds.class_names)},
+            "image_sizes": {f"{w}x{h}": int(n) for (w, h), n in sizes.items()},
+            "duplicate_groups": int((pd.Series(dup.group).value_counts() > 1).sum()),
+            "images_in_duplicate_groups": int(pd.Series(dup.group).map(pd.Series(dup.group).value_counts()).gt(1).sum()),
+            "train_test_duplicates": int(len(cross)),
+            "skipped": ds.skipped, "ignored": ds.ignored}

@@ -1,0 +1,66 @@
+"""Shared test set-up: an explicit Keras backend, a headless matplotlib, and caches and
+runs kept in temporary folders so tests never touch the project's runs/."""
+import os
+from pathlib import Path
+
+os.environ["KERAS_BACKEND"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("CELLCLF_CACHE", str(base / "cache"))
+    monkeypatch.setenv("CELLCLF_RUNS", str(base / "runs"))
+    monkeypatch.setenv("CELLCLF_ROOT", str(ROOT))
+
+
+def write_image(path: Path, img: np.ndarray, ext: str = ".png") -> Path:
+    """Write an RGB (or gray/RGBA/16-bit) array with OpenCV via bytes (non-ASCII names work)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_RGBA2BGRA)
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def blob_image(rng, size=40, colour=(200, 80, 120)) -> np.ndarray:
+    """Return a light image with one coloured disc at a random place."""
+    img = np.full((size, size, 3), 235, np.uint8)
+    c = tuple(int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
+    cv2.circle(img, c, size // 5, colour, -1)
+    return img
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    """A two-class folder dataset (6 images per class) with a test/ folder and labels."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "ds"
+    for cls, colour in (("alpha", (200, 60, 60)), ("beta", (60, 60, 200))):
+        for i in range(6):
+            write_image(root / cls / f"{cls}{i}.png", blob_image(rng, colour=colour))
+    for i in range(4):
+        write_image(root / "test" / f"t{i}.png", blob_image(rng, colour=(200, 60, 60) if i % 2 else (60, 60, 200)))
+    (root / "test_labels.csv").write_text("id,label\n" + "".join(
+        f"t{i}.png,{'alpha' if i % 2 else 'beta'}\n" for i in range(4)))
+    return root
+
+
+def shared_or_skip(*parts) -> Path:
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} is absent (../shared holds the real data and weights; CI has it)")
+    return p

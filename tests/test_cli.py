@@ -1,0 +1,50 @@
+import json
+
+from cellclf_utils import cli
+
+
+def test_data_check_reports_bad_files(tmp_path, small_dataset, capsys):
+    (small_dataset / "beta" / "broken.png").write_text("nope")
+    assert cli.main(["data", "check", str(small_dataset)]) == 1
+    out = capsys.readouterr().out
+    assert "broken.png: not a decodable image" in out
+    assert "alpha" in out and "6" in out
+    (small_dataset / "beta" / "broken.png").unlink()
+    assert cli.main(["data", "check", str(small_dataset), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["counts"] == {"alpha": 6, "beta": 6} and rep["n_test"] == 4
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert cli.main(["data", "check", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cellclf: parameter 'data_dir'") and "Traceback" not in err
+
+
+def test_run_refuses_unknown_profile_and_stage(capsys):
+    assert cli.main(["run", "--profile", "nope"]) == 1
+    assert "no such profile" in capsys.readouterr().err
+    assert cli.main(["run", "--profile", "smoke", "--only", "42"]) == 1
+    assert "unknown stage(s) 42" in capsys.readouterr().err
+
+
+def test_params_lists_allowed_values(capsys):
+    assert cli.main(["params", "02_baseline_cnn"]) == 0
+    assert "sgd, adam" in capsys.readouterr().out
+
+
+def test_run_refuses_a_parameter_no_stage_has(capsys):
+    assert cli.main(["run", "--profile", "smoke", "-p", "lrr", "0.1"]) == 1
+    assert "parameter(s) lrr are not parameters of any notebook" in capsys.readouterr().err
+
+
+def test_synth_then_if_missing_keeps_it(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["data", "synth", str(out), "--size", "32", "--n-train-per-class", "3", "--n-test-per-class", "1", "--quiet"]
+    assert cli.main(args) == 0
+    files = sorted(p.name for p in out.rglob("*.jpg"))
+    assert len(files) == 12
+    assert cli.main(args + ["--if-missing"]) == 0
+    assert "keeping it" in capsys.readouterr().out
+    assert cli.main(args) == 2  # never overwrites a dataset
+    assert "cellclf:" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""End to end: the real CLI runs the notebooks through papermill on a tiny synthetic set."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+def _run(args, env, timeout=900):
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 3-class synthetic set: 14 training images per class at 48 px, 4 test images per class."""
+    from cellclf_utils import synth
+    out = tmp_path_factory.mktemp("tiny") / "synth"
+    synth.generate(out, seed=1, size=48, n_train_per_class=14, n_test_per_class=4, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("e2e_runs")
+    return {**os.environ, "CELLCLF_RUNS": str(runs), "CELLCLF_CACHE": str(runs.parent / "e2e_cache"),
+            "KERAS_BACKEND": "tensorflow", "CELLCLF_ROOT": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tiny, env):
+    r = _run([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny), "--run-id", "smoke1",
+              "--no-progress-bar"], env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    return Path(env["CELLCLF_RUNS"]) / "smoke1", r
+
+
+def test_run_folder_contract(smoke_run):
+    run_dir, r = smoke_run
+    assert "index.html" in r.stdout
+    assert (run_dir / "params.yaml").exists()
+    folds = pd.read_csv(run_dir / "folds.csv")
+    assert list(folds.columns) == ["id", "fold", "group", "label"] and len(folds) == 42
+    assert (folds.groupby("group").fold.nunique() == 1).all()
+    for stage in ("01_eda_colour", "02_baseline_cnn"):
+        d = run_dir / stage
+        for name in ("notebook.ipynb", "notebook.html", "params.json", "metrics.json"):
+            assert (d / name).is_file(), f"{stage}/{name} missing"
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["stage"] == stage and m["run_id"] == "smoke1"
+        for fig in m["figures"]:
+            assert (d / fig["path"]).stat().st_size > 0
+    d = run_dir / "02_baseline_cnn"
+    oof = pd.read_csv(d / "oof.csv")
+    classes = ["degenerated", "degenerated_severe", "normal"]
+    assert list(oof.columns) == ["id", "fold", "label"] + [f"p_{c}" for c in classes]
+    assert len(oof) == 36  # smoke profile: limit 12 per class
+    assert set(oof.id) <= set(folds.id)
+    merged = oof.merge(folds, on="id", suffixes=("", "_run"))
+    assert (merged.fold == merged.fold_run).all(), "a stage must use the run's folds.csv"
+    test = pd.read_csv(d / "test.csv")
+    assert len(test) == 12 and list(test.columns) == ["id"] + [f"p_{c}" for c in classes]
+    assert {"fold", "epoch", "loss", "val_auc"} <= set(pd.read_csv(d / "history.csv").columns)
+    assert (d / "fold0" / "model.weights.h5").exists() and (d / "fold1" / "model.weights.h5").exists()
+    m = json.loads((d / "metrics.json").read_text())
+    assert 0 <= m["cv"]["accuracy"] <= 1 and m["test"]["n"] == 12
+    eda = json.loads((run_dir / "01_eda_colour" / "metrics.json").read_text())
+    assert eda["counts"] == {c: 14 for c in classes}
+    index = (run_dir / "index.html").read_text()
+    assert "02_baseline_cnn/notebook.html" in index and "01_eda_colour/notebook.html" in index
+
+
+def test_finished_stages_are_never_overwritten(smoke_run, tiny, env):
+    run_dir, _ = smoke_run
+    metrics = run_dir / "02_baseline_cnn" / "metrics.json"
+    before = metrics.stat().st_mtime_ns
+    args = [str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny), "--run-id", "smoke1",
+            "--no-progress-bar"]
+    r = _run(args, env)
+    assert r.returncode == 1 and "already finished" in r.stderr and "--resume" in r.stderr
+    r = _run(args + ["--resume"], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "skipped (--resume)" in r.stdout
+    assert metrics.stat().st_mtime_ns == before
+
+
+def test_bad_parameter_fails_naming_it(tiny, env):
+    r = _run([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny), "--run-id", "bad",
+              "--only", "02", "-p", "optimizer", "rmsprop", "--no-progress-bar"], env)
+    assert r.returncode == 1
+    assert "stage 02_baseline_cnn failed: ParameterError: parameter 'optimizer' must be one of sgd, adam" in r.stderr
+    assert "bad/02_baseline_cnn/notebook.ipynb" in r.stderr
+    assert not (Path(env["CELLCLF_RUNS"]) / "bad" / "02_baseline_cnn" / "metrics.json").exists()
+
+
+def test_papermill_by_hand(tiny, env, tmp_path):
+    out = tmp_path / "out.ipynb"
+    r = _run([str(BIN / "papermill"), "notebooks/02_baseline_cnn.ipynb", str(out), "-f",
+              "notebooks/profiles/smoke.yaml", "-p", "data_dir", str(tiny), "-p", "lr", "1e-3", "-p", "epochs", "1",
+              "--no-progress-bar"], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = [p for p in Path(env["CELLCLF_RUNS"]).iterdir() if p.name.startswith("smoke-")]
+    assert len(runs) == 1
+    params = json.loads((runs[0] / "02_baseline_cnn" / "params.json").read_text())
+    assert params["lr"] == 1e-3 and params["epochs"] == 1

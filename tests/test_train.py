@@ -1,0 +1,115 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cellclf_utils import models, predict, train
+
+
+def _params(**kw):
+    P = {"seed": 0, "optimizer": "adam", "lr": 1e-2, "monitor": "val_auc", "batch_size": 16, "epochs": 2,
+         "schedule": "constant", "tta": False, "class_weight": "none"}
+    P.update(kw)
+    return P
+
+
+def _toy(n=48, size=16):
+    """Return images whose class is the brightness of the left half: learnable in a few steps."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    x = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
+    x[y == 1, :, : size // 2] += 150
+    return x, y
+
+
+def test_step_schedule_follows_the_writeup():
+    lrs = [train.lr_at(e, 1e-3, "step", 100) for e in range(100)]
+    assert lrs[79] == 1e-3 and np.isclose(lrs[80], 1e-4) and np.isclose(lrs[83], 1e-5)
+    assert np.isclose(lrs[95], 1e-9) and np.isclose(lrs[99], 1e-9)
+    scaled = [train.lr_at(e, 1.0, "step", 10) for e in range(10)]
+    assert scaled[:8] == [1.0] * 8 and scaled[8] < 1.0
+    assert train.lr_at(5, 0.1, "constant", 10) == 0.1
+
+
+def test_cross_validation_learns_and_resumes(tmp_path, monkeypatch):
+    x, y = _toy(64)
+    fold_of = (np.arange(len(y)) // 2) % 2  # both classes in every fold
+    build = lambda: models.baseline_cnn(16, 2, dropout=0.0)
+    P = _params(epochs=8, lr=3e-3, monitor="last")
+    cv = train.cross_validate(build, x, y, fold_of, x[:5], P, tmp_path)
+    assert cv.oof.shape == (64, 2) and not np.isnan(cv.oof).any()
+    assert np.allclose(cv.oof.sum(1), 1, atol=1e-4)
+    assert (cv.oof.argmax(1) == y).mean() > 0.8
+    assert cv.test.shape == (5, 2)
+    assert set(cv.history.fold) == {0, 1} and "val_auc" in cv.history
+    assert (tmp_path / "fold0" / "model.weights.h5").exists()
+
+    # a killed run: fold 1 never finished. Resume must load fold 0, retrain only fold 1.
+    (tmp_path / "fold1" / "done.json").unlink()
+    calls = []
+    monkeypatch.setattr(train, "make_optimizer", lambda *a: calls.append(a) or train.keras.optimizers.Adam(1e-2))
+    again = train.cross_validate(build, x, y, fold_of, x[:5], P, tmp_path)
+    assert len(calls) == 1
+    assert again.folds.resumed.tolist() == [True, False]
+    assert np.allclose(again.oof[fold_of == 0], cv.oof[fold_of == 0])
+
+
+def test_resume_with_other_parameters_is_refused(tmp_path):
+    x, y = _toy(24)
+    build = lambda: models.baseline_cnn(16, 2)
+    train.cross_validate(build, x, y, (np.arange(24) // 2) % 2, None, _params(epochs=1), tmp_path)
+    with pytest.raises(train.ResumeMismatchError, match="new run_id"):
+        train.cross_validate(build, x, y, (np.arange(24) // 2) % 2, None, _params(epochs=1, lr=0.5), tmp_path)
+
+
+def test_best_epoch_by_val_auc_is_restored(tmp_path):
+    x, y = _toy(32)
+    cv = train.cross_validate(lambda: models.baseline_cnn(16, 2), x, y, (np.arange(32) // 2) % 2, None,
+                              _params(epochs=3, lr=0.05), tmp_path)
+    h = cv.history
+    for fold, best in zip(cv.folds.fold, cv.folds.best_epoch):
+        aucs = h[h.fold == fold].val_auc.to_numpy()
+        assert best == int(np.nanargmax(aucs))
+
+
+def test_dihedral_tta_views_are_distinct_and_complete():
+    x = np.arange(2 * 3 * 3 * 1).reshape(2, 3, 3, 1)
+    views = {predict.dihedral(x, k).tobytes() for k in range(8)}
+    assert len(views) == 8
+
+
+def test_baseline_architecture_is_the_writeups():
+    m = models.baseline_cnn(64, 3, pooling="gmp", dropout=0.7, augment_preset="basic")
+    convs = [l for l in m.layers if l.__class__.__name__ == "Conv2D"]
+    assert [c.filters for c in convs] == [32, 64, 128, 128]
+    assert all(c.kernel_size == (3, 3) for c in convs)
+    assert sum(l.__class__.__name__ == "MaxPooling2D" for l in m.layers) == 3
+    assert any(l.__class__.__name__ == "GlobalMaxPooling2D" for l in m.layers)
+    assert m.get_layer("probs").dtype_policy.name == "float32"
+    assert m.output_shape == (None, 3)
+
+
+JAX_STEP = """
+import os, numpy as np
+os.environ["KERAS_BACKEND"] = "jax"
+from cellclf_utils import models, train
+import keras
+assert keras.backend.backend() == "jax"
+x = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3)).astype(np.uint8)
+y = np.arange(16) % 3
+m = models.baseline_cnn(32, 3, augment_preset="basic")
+m.compile(optimizer=train.make_optimizer("sgd", 0.01), loss="sparse_categorical_crossentropy")
+loss = m.train_on_batch(x, y)
+assert np.isfinite(loss), loss
+print("jax ok", loss)
+"""
+
+
+def test_baseline_trains_under_jax():
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    r = subprocess.run([sys.executable, "-c", JAX_STEP], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "jax ok" in r.stdout
