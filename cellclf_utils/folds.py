@@ -43,14 +43,14 @@ def assign(ids, labels, groups, k: int, seed: int, class_names=None) -> pd.DataF
     return pd.DataFrame({"id": list(ids), "fold": fold, "group": np.asarray(groups), "label": names})
 
 
-def duplicate_groups(ds, progress: bool = True):
+def duplicate_groups(ds, progress: bool = False):
     """Return the dataset's near-duplicate groups (dupes.DupeResult), hashed at HASH_SIZE so
     every stage draws the same groups whatever its image size."""
     from . import dupes
     return dupes.find_groups(ds.images(HASH_SIZE, progress=progress), ds.ids)
 
 
-def train_test_duplicates(ds, progress: bool = True) -> pd.DataFrame:
+def train_test_duplicates(ds, progress: bool = False) -> pd.DataFrame:
     """Return test images that near-duplicate a training image (test_id, train_id, distance)."""
     from . import dupes
     if not ds.test_items:

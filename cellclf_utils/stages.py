@@ -37,18 +37,20 @@ class TrainingData:
 
 def load_dataset(P: dict) -> data.Dataset:
     """Return the dataset named by the parameters (embedded synthetic set when data_dir is '')."""
-    return data.load_dataset(data.resolve_source(P["data_dir"]), P["classes"], P["on_bad_image"])
+    # no progress bars in notebooks: loading takes seconds, and text bars clutter the saved pages
+    return data.load_dataset(data.resolve_source(P["data_dir"], progress=False), P["classes"],
+                             P["on_bad_image"], progress=False)
 
 
 def training_data(st: runs.Stage, P: dict, ds: data.Dataset | None = None) -> TrainingData:
     """Return images, labels and folds for a model stage; draws the run's folds if no stage
     has yet. ``limit`` keeps a fixed per-class subset of them."""
     ds = ds or load_dataset(P)
-    fdf = folds.ensure(st.run_dir, ds, P["folds"], P["seed"])
+    fdf = folds.ensure(st.run_dir, ds, P["folds"], P["seed"], progress=False)
     use = folds.subset(fdf, P.get("limit", 0), P["seed"])
     index = use.index.to_numpy()
-    x = ds.images(P["image_size"], P["resize"])[index]
-    x_test = ds.test_images(P["image_size"], P["resize"])
+    x = ds.images(P["image_size"], P["resize"], progress=False)[index]
+    x_test = ds.test_images(P["image_size"], P["resize"], progress=False)
     td = TrainingData(ds, use.reset_index(drop=True), index, x, ds.labels[index], use.fold.to_numpy(),
                       x_test, [ds.ids[i] for i in index])
     counts = ", ".join(f"{c} {int((td.y == i).sum())}" for i, c in enumerate(ds.class_names))
@@ -108,11 +110,12 @@ def eda_metrics(ds: data.Dataset, dup, cross: pd.DataFrame) -> dict:
     """Return the EDA stage's metrics.json content."""
     y = ds.labels
     sizes = ds.frame().groupby(["width", "height"]).size()
+    group_sizes = pd.Series(dup.group).value_counts()
     return {"kind": "eda", "title": "EDA and colour", "classes": ds.class_names,
             "n_train": len(ds.items), "n_test": len(ds.test_items),
             "counts": {c: int((y == i).sum()) for i, c in enumerate(ds.class_names)},
             "image_sizes": {f"{w}x{h}": int(n) for (w, h), n in sizes.items()},
-            "duplicate_groups": int((pd.Series(dup.group).value_counts() > 1).sum()),
-            "images_in_duplicate_groups": int(pd.Series(dup.group).map(pd.Series(dup.group).value_counts()).gt(1).sum()),
+            "duplicate_groups": int((group_sizes > 1).sum()),
+            "images_in_duplicate_groups": int(group_sizes[group_sizes > 1].sum()),
             "train_test_duplicates": int(len(cross)),
             "skipped": ds.skipped, "ignored": ds.ignored}
