@@ -1,30 +1,190 @@
 """Training-time augmentation as Keras preprocessing layers.
 
 The layers sit inside the model, so they run on the same device as the training step
-(GPU too) and are inactive at inference. They work on 0..255 float images.
+(GPU too) and are inactive at inference. They take and return (B, H, W, 3) float images in
+the 0..255 range; models do their own rescaling afterwards.
+
+Presets (``describe(preset)`` gives the one-line version used in notebooks and reports):
+
+- ``none``: no layers.
+- ``basic``: the write-up's geometry toned down so cells stay in frame.
+- ``seed``: the write-up's ImageDataGenerator geometry as it was (wrap fill, 90% shifts).
+- ``strong``: ``basic`` geometry plus stain (HED), colour, blur and noise jitter, the extra
+  augmentation the write-up's author listed but did not get to.
 """
 from __future__ import annotations
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
-PRESETS = ("none", "basic")
+PRESETS = ("none", "basic", "seed", "strong")
+
+# Ruifrok & Johnston (2001) stain vectors, rows = haematoxylin, eosin, DAB in RGB optical
+# density; the same matrix skimage.color.rgb2hed inverts.
+RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], "float32")
+HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED).astype("float32")
+
+# `strong` magnitudes, moderate on purpose: colour carries class evidence (hyperchromatic
+# nuclei), so jitter should look like stain-batch variation, not recolour the cell.
+HED_SCALE = 0.1          # each stain's amount x U(0.9, 1.1) per image
+HED_SHIFT = 0.02         # plus U(-0.02, 0.02) optical density (natural log) per stain
+BRIGHTNESS = 0.1         # + U(-0.1, 0.1) x 255 grey levels
+CONTRAST = 0.2           # contrast x U(0.8, 1.2) around the image mean
+SATURATION = (0.43, 0.57)  # Keras' scale, 0.5 = unchanged: saturation x U(0.75, 1.33)
+BLUR = 0.5               # blur probability per image ~ U(0, 0.5), i.e. ~25% of images blurred
+BLUR_SIGMA = (0.1, 1.0)  # 3x3 Gaussian kernel, sigma drawn per batch
+NOISE = 4.0              # additive Gaussian noise, sd in grey levels
 
 
-def pipeline(preset: str, seed: int = 0) -> keras.Sequential | None:
-    """Return the augmentation layers for ``preset`` (None for 'none').
+@keras.saving.register_keras_serializable(package="cellclf")
+class HEDJitter(layers.Layer):
+    """Perturb the haematoxylin, eosin and DAB stain amounts of 0..255 RGB images.
 
-    basic: the geometric part of the write-up's ImageDataGenerator, toned down for cells
-    that must stay in frame: any flip, rotation up to 90°, 10% shift and zoom, reflected
-    borders (the write-up used 'wrap'; reflect avoids seams through a cell).
+    RGB -> optical density OD = -ln((I + 1) / 256) -> stain concentrations (Ruifrok-Johnston
+    HED matrix) -> per image and stain: c * U(1 - scale, 1 + scale) + U(-shift, shift) ->
+    back to RGB, clipped to 0..255. Identity at inference (``training=False``) and when
+    ``scale == shift == 0`` (up to float rounding). Backend-agnostic (keras.ops/keras.random).
     """
+
+    def __init__(self, scale: float = HED_SCALE, shift: float = HED_SHIFT, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= scale <= 1 or shift < 0:
+            raise ValueError(f"HEDJitter needs 0 <= scale <= 1 and shift >= 0 (got {scale}, {shift})")
+        self.scale, self.shift, self.seed = float(scale), float(shift), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        images = ops.cast(images, self.compute_dtype)
+        if not training:
+            return images
+        # float32 whatever the policy: log/exp of 0..255 data are too coarse in float16
+        x = ops.cast(images, "float32")
+        stains = ops.matmul(-ops.log((x + 1.0) / 256.0), ops.convert_to_tensor(HED_FROM_RGB))
+        shape = tuple(ops.shape(x)[:-3]) + (1, 1, 3)  # one draw per image and stain
+        alpha = keras.random.uniform(shape, 1.0 - self.scale, 1.0 + self.scale, seed=self.seed_generator)
+        beta = keras.random.uniform(shape, -self.shift, self.shift, seed=self.seed_generator)
+        od = ops.matmul(stains * alpha + beta, ops.convert_to_tensor(RGB_FROM_HED))
+        return ops.cast(ops.clip(256.0 * ops.exp(-od) - 1.0, 0.0, 255.0), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "shift": self.shift, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="cellclf")
+class PixelNoise(layers.Layer):
+    """Add Gaussian noise of ``stddev`` grey levels and clip to 0..255 in training; identity
+    at inference. (keras.layers.GaussianNoise caps stddev at 1, i.e. assumes 0..1 data.)"""
+
+    def __init__(self, stddev: float = NOISE, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if stddev < 0:
+            raise ValueError(f"PixelNoise stddev must be >= 0 (got {stddev})")
+        self.stddev, self.seed = float(stddev), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        images = ops.cast(images, self.compute_dtype)
+        if not training:
+            return images
+        noise = keras.random.normal(ops.shape(images), stddev=self.stddev, seed=self.seed_generator,
+                                    dtype=self.compute_dtype)
+        return ops.clip(images + noise, 0.0, 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+def _check(preset: str, grayscale: float) -> None:
+    """Raise ValueError naming the parameter and its allowed values."""
     if preset not in PRESETS:
         raise ValueError(f"parameter 'augment' must be one of {', '.join(PRESETS)} (got {preset!r})")
-    if preset == "none":
-        return None
-    return keras.Sequential([
+    if not 0.0 <= grayscale <= 1.0:
+        raise ValueError(f"parameter 'grayscale' must be a probability in [0, 1] (got {grayscale!r})")
+    if grayscale and preset != "strong":
+        raise ValueError(f"parameter 'grayscale' applies to augment='strong' only (got augment={preset!r})")
+
+
+def _basic(seed: int) -> list:
+    """Return the `basic` geometric layers (unchanged since stage 02 first used them)."""
+    return [
         layers.RandomFlip("horizontal_and_vertical", seed=seed),
         layers.RandomRotation(0.25, fill_mode="reflect", seed=seed + 1),
         layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2),
         layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 3),
-    ], name=f"augment_{preset}")
+    ]
+
+
+def _seed(seed: int) -> list:
+    """Return the write-up's ImageDataGenerator geometry, reproduced faithfully.
+
+    rotation_range=90 -> U(-90°, 90°); width/height_shift_range=0.9 with fill_mode='wrap' ->
+    a cyclic shift of up to 90% per axis (content leaving one edge re-enters at the other,
+    so cells can be cut and re-joined across the border, as in the original); zoom_range=0.4
+    -> independent x and y scale in U(0.6, 1.4); both flips. The generator wrapped once
+    after one combined affine map; here each layer wraps its own output. Shift first, so it
+    is an exact cyclic shift and the rotation then sees the same periodic plane as the
+    original; only zoom-out differs, showing repeats of the rotated frame.
+    """
+    return [
+        layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        layers.RandomTranslation(0.9, 0.9, fill_mode="wrap", seed=seed + 2),
+        layers.RandomRotation(0.25, fill_mode="wrap", seed=seed + 1),
+        layers.RandomZoom(0.4, 0.4, fill_mode="wrap", seed=seed + 3),
+    ]
+
+
+def _strong(seed: int, grayscale: float) -> list:
+    """Return colour jitter (stain first, as the slide would vary), `basic` geometry, the
+    optics/sensor part (blur, then noise clipped to 0..255) and optional grayscale last, so
+    a grey image stays exactly grey."""
+    out = [
+        HEDJitter(HED_SCALE, HED_SHIFT, seed=seed + 10),
+        layers.RandomBrightness(BRIGHTNESS, value_range=(0, 255), seed=seed + 11),
+        layers.RandomContrast(CONTRAST, value_range=(0, 255), seed=seed + 12),
+        layers.RandomSaturation(SATURATION, value_range=(0, 255), seed=seed + 13),
+        *_basic(seed),
+        layers.RandomGaussianBlur(BLUR, kernel_size=3, sigma=BLUR_SIGMA, value_range=(0, 255), seed=seed + 14),
+        PixelNoise(NOISE, seed=seed + 15),
+    ]
+    if grayscale:  # the write-up wondered whether grey inputs can still use ImageNet weights
+        out.append(layers.RandomGrayscale(grayscale, seed=seed + 16))
+    return out
+
+
+def pipeline(preset: str, seed: int = 0, grayscale: float = 0.0) -> keras.Sequential | None:
+    """Return the augmentation layers for ``preset`` as one Sequential (None for 'none').
+
+    ``grayscale`` (``strong`` only) is the probability of turning an image grey (3 equal
+    channels). Called outside ``fit``/``predict`` it augments unless ``training=False``.
+    """
+    _check(preset, grayscale)
+    if preset == "none":
+        return None
+    built = {"basic": lambda: _basic(seed), "seed": lambda: _seed(seed),
+             "strong": lambda: _strong(seed, grayscale)}[preset]()
+    return keras.Sequential(built, name=f"augment_{preset}")
+
+
+def describe(preset: str, grayscale: float = 0.0) -> str:
+    """Return a one-line human description of ``preset`` (for notebooks and reports)."""
+    _check(preset, grayscale)
+    basic = "flips, rotation ±90°, shift ±10%, zoom ±10% (reflected borders)"
+    if preset == "none":
+        return "none: no augmentation"
+    if preset == "basic":
+        return f"basic: {basic}"
+    if preset == "seed":
+        return ("seed (write-up's ImageDataGenerator): flips, rotation ±90°, cyclic shift up to 90% "
+                "(wrap), zoom 0.6-1.4x per axis (wrap)")
+    s_lo, s_hi = (f / (1 - f) for f in SATURATION)
+    grey = f", grayscale p={grayscale:g}" if grayscale else ""
+    return (f"strong: {basic}; HED stain jitter (x1±{HED_SCALE:g}, ±{HED_SHIFT:g} OD), "
+            f"brightness ±{BRIGHTNESS:.0%}, contrast x1±{CONTRAST:g}, saturation x{s_lo:.2f}-{s_hi:.2f}, "
+            f"3x3 blur (~{BLUR / 2:.0%} of images), noise sd {NOISE:g} grey levels{grey}")

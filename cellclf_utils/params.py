@@ -44,27 +44,56 @@ SPECS: dict[str, Spec] = {
     "batch_size": Spec(int, "images per training step", check=_pos, allowed="> 0"),
     "epochs": Spec(int, "passes over each fold's training split", check=_pos, allowed="> 0"),
     "lr": Spec(float, "initial learning rate", check=lambda x: 0 < x < 10, allowed="0 < lr < 10"),
-    "optimizer": Spec(str, "optimiser", choices=("sgd", "adam")),
-    "schedule": Spec(str, "learning-rate schedule ('step' = the write-up's step decay scaled to epochs)",
-                     choices=("constant", "step")),
+    "optimizer": Spec(str, "optimiser (sgd with momentum 0.9; adamw with weight decay 1e-4)",
+                      choices=("sgd", "adam", "adamw")),
+    "schedule": Spec(str, "learning-rate schedule per step: step = the write-up's decay scaled to epochs; "
+                          "cosine with a 5% warm-up; onecycle", choices=("constant", "step", "cosine", "onecycle")),
+    "label_smoothing": Spec(float, "label smoothing of the cross-entropy targets",
+                            check=lambda x: 0 <= x < 0.5, allowed="0 <= label_smoothing < 0.5"),
     "folds": Spec(int, "number of cross-validation folds", check=lambda x: 2 <= x <= 20, allowed="2..20"),
     "seed": Spec(int, "random seed for folds, initialisation and augmentation", check=lambda x: x >= 0,
                  allowed=">= 0"),
     "dropout": Spec(float, "dropout rate before the classifier", check=lambda x: 0 <= x < 1, allowed="0 <= dropout < 1"),
     "pooling": Spec(str, "global pooling before the classifier", choices=("gap", "gmp")),
-    "augment": Spec(str, "training-time augmentation preset", choices=("none", "basic")),
+    "augment": Spec(str, "training-time augmentation preset (see augment.describe)",
+                    choices=("none", "basic", "seed", "strong")),
     "class_weight": Spec(str, "loss weights per class ('balanced' = inverse frequency)", choices=("none", "balanced")),
     "monitor": Spec(str, "which epoch to keep per fold: best validation AUC, best validation loss, or the last",
                     choices=("val_auc", "val_loss", "last")),
     "tta": Spec(bool, "average predictions over the 8 flips/rotations"),
+    "backbone": Spec(str, "ImageNet backbone from keras.applications (see backbones.REGISTRY)",
+                     choices=("vgg16", "xception", "inception_resnet_v2", "mobilenet_v2",
+                              "efficientnetv2_b0", "resnet50")),
+    "weights": Spec(str, "backbone weights: imagenet (Keras' download), none (from scratch) or a "
+                         "path to a no-top .weights.h5 file", check=lambda s: s.strip() != "",
+                    allowed="imagenet, none or a file path"),
+    "unfreeze_from": Spec(str, "first trainable layer of the backbone (name or index), all, none, or "
+                               "default (the write-up's policy for the backbone)",
+                          check=lambda s: s.strip() != "", allowed="default, all, none, a layer name or index"),
+    "train_bn_in_frozen": Spec(str, "keep BatchNormalization trainable below unfreeze_from "
+                                    "(default: the backbone's policy)", choices=("default", "true", "false")),
+    "head_epochs": Spec(int, "epochs training only the new head on a frozen backbone before fine-tuning "
+                             "(0 = none)", check=lambda x: x >= 0, allowed=">= 0"),
+    "mixup": Spec(float, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
+                  check=lambda x: 0 <= x <= 10, allowed="0 <= mixup <= 10"),
+    "cutmix": Spec(float, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
+                          "batch uses one of the two at random", check=lambda x: 0 <= x <= 10,
+                   allowed="0 <= cutmix <= 10"),
 }
+
+_TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
+             "limit", "batch_size", "epochs", "lr", "optimizer", "schedule", "folds", "seed",
+             "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "tta")
+_FINETUNE = _TRAINING + ("backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
+                         "mixup", "cutmix")
 
 STAGE_PARAMS = {
     "01_eda_colour": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
                       "folds", "seed"),
-    "02_baseline_cnn": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
-                        "limit", "batch_size", "epochs", "lr", "optimizer", "schedule", "folds", "seed",
-                        "dropout", "pooling", "augment", "class_weight", "monitor", "tta"),
+    "02_baseline_cnn": _TRAINING,
+    "03_xception": _FINETUNE,
+    "04_vgg16": _FINETUNE,
+    "05_inception_resnet_v2": _FINETUNE,
 }
 
 

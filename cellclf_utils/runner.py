@@ -68,17 +68,22 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
 
     root = paths.project_root()
     P = load_profile(profile, root)
+    # precedence: profile < the profile's per-stage section < command line
+    per_stage = P.pop("stages", None) or {}
+    cli = dict(overrides or {})
     if data is not None:
-        P["data_dir"] = str(paths.resolve(data)) if data else ""
+        cli["data_dir"] = str(paths.resolve(data)) if data else ""
     if classes is not None:
-        P["classes"] = classes
-    P.update(overrides or {})
+        cli["classes"] = classes
+    P.update(cli)
     P["run_id"] = run_id or P.get("run_id") or runs.new_run_id(P["profile"])
     run_dir = paths.runs_dir() / P["run_id"]
     stored = run_dir / "params.yaml"
+    # what the run records: per-stage sections included, so --resume compares them too
+    record = {**P, "stages": per_stage} if per_stage else dict(P)
     if stored.exists():
         before = yaml.safe_load(stored.read_text()) or {}
-        changed = {k for k in set(before) | set(P) if before.get(k) != P.get(k)}
+        changed = {k for k in set(before) | set(record) if before.get(k) != record.get(k)}
         if changed:
             raise RunError(f"run {P['run_id']} exists with other parameters ({', '.join(sorted(changed))} "
                            f"differ from {stored}); use a new --run-id")
@@ -91,12 +96,18 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
     if unknown:
         raise RunError(f"parameter(s) {', '.join(unknown)} are not parameters of any notebook in the series; "
                        "`cellclf params <stage>` lists them")
+    for stem, values in per_stage.items():
+        if stem not in declared:
+            raise RunError(f"profile {profile!r}: section stages.{stem} names no notebook of the series")
+        wrong = sorted(set(values) - declared[stem])
+        if wrong:
+            raise RunError(f"profile {profile!r}: {', '.join(wrong)} are not parameters of {stem}")
     for nb in stages:
         if runs.is_finished(run_dir / nb.stem) and not resume:
             raise RunError(str(runs.finished_error(run_dir / nb.stem)))
     run_dir.mkdir(parents=True, exist_ok=True)
     if not stored.exists():
-        runs.atomic_write(stored, yaml.safe_dump(P, sort_keys=True))
+        runs.atomic_write(stored, yaml.safe_dump(record, sort_keys=True))
     print(f"run {P['run_id']} ({P['profile']} profile): {len(stages)} stage(s) → {run_dir}")
     for i, nb in enumerate(stages, 1):
         stage_dir = run_dir / nb.stem
@@ -107,7 +118,8 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
         out = stage_dir / "notebook.ipynb"
         try:
             # each notebook gets only the parameters its parameters cell declares
-            mine = {k: v for k, v in P.items() if k in declared[nb.stem]}
+            merged = {**P, **per_stage.get(nb.stem, {}), **cli, "run_id": P["run_id"]}
+            mine = {k: v for k, v in merged.items() if k in declared[nb.stem]}
             pm.execute_notebook(str(nb), str(out), parameters=mine, kernel_name=KERNEL, cwd=str(root),
                                 progress_bar={"desc": f"[{i}/{len(stages)}] {nb.stem}"} if progress else False,
                                 log_output=log_output)

@@ -6,11 +6,15 @@ folds, images. save_model_outputs: oof.csv, test.csv, history.csv, scores and fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import data, folds, metrics, params, plots, runs
+import keras
+
+from . import augment, backbones, data, folds, metrics, params, paths, plots, precision, runs
 
 
 def start(stage: str, namespace: dict) -> tuple[runs.Stage, dict]:
@@ -59,6 +63,63 @@ def training_data(st: runs.Stage, P: dict, ds: data.Dataset | None = None) -> Tr
     return td
 
 
+def weights_path(weights: str) -> str:
+    """Return ``weights`` as given ('imagenet', 'none') or as an absolute path to an
+    existing file (relative paths: from the working directory, else the project root)."""
+    if weights in ("imagenet", "none"):
+        return weights
+    p = paths.resolve(weights)
+    if not p.is_file():
+        raise params.ParameterError(
+            f"parameter 'weights' must be imagenet, none or an existing .weights.h5 file "
+            f"(got {weights!r}; looked for {p})")
+    return str(p)
+
+
+def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], str]:
+    """Return ``(build, description)`` for a fine-tuning stage. The model is built once
+    (failing fast on bad weights or sizes) and ``build()`` hands it back with its initial
+    weights and freeze flags restored, so folds reuse one model instead of rebuilding it."""
+    policy = precision.auto()
+    unfreeze = None if P["unfreeze_from"] == "default" else P["unfreeze_from"]
+    bn = None if P["train_bn_in_frozen"] == "default" else P["train_bn_in_frozen"] == "true"
+    spec = backbones.get(P["backbone"])
+    if P["image_size"] < spec.min_size:
+        raise params.ParameterError(f"parameter 'image_size' must be at least {spec.min_size} for "
+                                    f"{P['backbone']} (got {P['image_size']})")
+    model = backbones.build(P["backbone"], P["image_size"], n_classes, weights=weights_path(P["weights"]),
+                            pooling=P["pooling"], dropout=P["dropout"], unfreeze_from=unfreeze,
+                            train_bn_in_frozen=bn, augment=augment.pipeline(P["augment"], P["seed"]))
+    initial = model.get_weights()
+    base = model.get_layer("base")
+    flags = [layer.trainable for layer in base.layers]
+
+    def build() -> keras.Model:
+        model.set_weights(initial)
+        base.trainable = True
+        for layer, flag in zip(base.layers, flags):
+            layer.trainable = flag
+        return model
+
+    trainable = sum(1 for layer in base.layers if layer.trainable and layer.weights)
+    weighted = sum(1 for layer in base.layers if layer.weights)
+    name = Path(P["weights"]).name if P["weights"] not in ("imagenet", "none") else P["weights"]
+    desc = (f"{P['backbone']} weights={name} unfreeze_from={P['unfreeze_from']} {P['pooling']} "
+            f"dropout={P['dropout']}")
+    print(f"{P['backbone']} @ {P['image_size']} px, weights {name}, {policy}: "
+          f"{trainable} of {weighted} weighted backbone layers trainable")
+    return build, desc
+
+
+def freeze_table(model: keras.Model) -> pd.DataFrame:
+    """Return the backbone's weighted layers with index, type and whether each trains."""
+    base = model.get_layer("base")
+    rows = [{"index": i, "layer": layer.name, "type": type(layer).__name__, "trainable": layer.trainable,
+             "parameters": int(sum(np.prod(w.shape) for w in layer.weights))}
+            for i, layer in enumerate(base.layers) if layer.weights]
+    return pd.DataFrame(rows)
+
+
 def _proba_frame(ids, proba, class_names) -> pd.DataFrame:
     return pd.DataFrame({"id": ids, **{f"p_{c}": proba[:, i] for i, c in enumerate(class_names)}})
 
@@ -76,6 +137,8 @@ def save_model_outputs(st: runs.Stage, td: TrainingData, cv, P: dict, model_name
     st.write_csv("history.csv", cv.history)
     st.write_csv("fold_times.csv", cv.folds)
     cv_scores = metrics.summary(td.y, cv.oof, names, seed=P["seed"])
+    if P.get("tta"):
+        cv_scores["without_tta"] = metrics.summary(td.y, cv.oof_plain, names, seed=P["seed"])
     test_scores = None
     if cv.test is not None and td.ds.test_labels is not None:
         test_scores = metrics.summary(td.ds.test_labels, cv.test, names, seed=P["seed"])
@@ -90,6 +153,8 @@ def save_model_outputs(st: runs.Stage, td: TrainingData, cv, P: dict, model_name
                                          title="Test confusion matrix"),
                   "confusion_test", "Test-set confusion matrix (labels used for scoring only)")
     print(format_scores("out-of-fold", cv_scores))
+    if "without_tta" in cv_scores:
+        print(format_scores("out-of-fold without TTA", cv_scores["without_tta"]))
     if test_scores:
         print(format_scores("test", test_scores))
     return {"kind": "model", "model": model_name, "classes": names, "n_train": int(len(td.y)),

@@ -15,8 +15,9 @@ import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
 from . import metrics, predict, runs
+from .mixing import MixedBatches
+from .schedules import Schedule, make_optimizer
 
-STEP_MILESTONES = (0.80, 0.83, 0.86, 0.89, 0.92, 0.95)  # the write-up's 80,83,..,95 of 100 epochs
 # values that do not change what a fold computes, so they may differ on resume
 _NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir")
 
@@ -25,42 +26,26 @@ class ResumeMismatchError(RuntimeError):
     """A fold folder holds results computed with other parameters."""
 
 
-def lr_at(epoch: int, lr: float, schedule: str, epochs: int) -> float:
-    """Return the learning rate for 0-based ``epoch``. 'step' divides by 10 at each of the
-    write-up's milestones (80%, 83%, ... 95% of the epochs)."""
-    if schedule == "constant":
-        return lr
-    if schedule == "step":
-        return lr * 0.1 ** sum(epoch >= m * epochs for m in STEP_MILESTONES)
-    raise ValueError(f"parameter 'schedule' must be one of constant, step (got {schedule!r})")
-
-
-def make_optimizer(name: str, lr: float):
-    """Return a Keras optimiser: 'sgd' (momentum 0.9) or 'adam'."""
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    raise ValueError(f"parameter 'optimizer' must be one of sgd, adam (got {name!r})")
-
-
 class BestEpoch(keras.callbacks.Callback):
     """Scores the validation split each epoch (val_loss, val_accuracy, val_auc = macro
     one-vs-rest AUC via scikit-learn) and keeps the weights of the best epoch by ``monitor``
-    ('last' keeps the final epoch); restores them when training ends."""
+    ('last' keeps the final epoch). Epochs are counted across fits (training phases);
+    ``restore()`` puts the best weights back."""
 
     def __init__(self, x_val, y_val, monitor: str, batch_size: int):
         super().__init__()
         self.x_val, self.y_val, self.monitor, self.batch_size = x_val, y_val, monitor, batch_size
-        self.best, self.best_epoch, self.best_weights = None, -1, None
+        self.best, self.best_epoch, self.best_weights, self.seen = None, -1, None, 0
 
     def on_epoch_end(self, epoch, logs=None):
+        epoch, self.seen = self.seen, self.seen + 1
         logs = logs if logs is not None else {}
         p = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0).astype(np.float64)
         p_true = np.clip(p[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.log(p_true).mean())
         logs["val_accuracy"] = float((p.argmax(1) == self.y_val).mean())
         logs["val_auc"] = metrics.macro_auc(self.y_val, p)
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         if self.monitor == "last":
             return
         value = logs[self.monitor]
@@ -70,17 +55,41 @@ class BestEpoch(keras.callbacks.Callback):
             self.best, self.best_epoch = value, epoch
             self.best_weights = [w.copy() for w in self.model.get_weights()]
 
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+    def restore(self) -> int:
+        """Set the best epoch's weights; return that epoch (0-based, across phases)."""
+        if self.best_weights is None:
+            return self.seen - 1
+        self.model.set_weights(self.best_weights)
+        return self.best_epoch
+
+
+def _set_base_frozen(model: keras.Model):
+    """Freeze the model's ``base`` layer for a head warm-up; return a function that puts
+    back the per-layer trainable flags (the fine-tuning freeze policy)."""
+    base = model.get_layer("base")
+    flags = [(layer, layer.trainable) for layer in base.layers]
+    base.trainable = False
+
+    def restore():
+        base.trainable = True
+        for layer, flag in flags:
+            layer.trainable = flag
+    return restore
+
+
+def _compile(model, params: dict, kind: str, epochs: int, steps: int) -> None:
+    model.compile(optimizer=make_optimizer(params["optimizer"], Schedule(kind, params["lr"], epochs, steps)),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.get("label_smoothing", 0.0)),
+                  metrics=["accuracy"])
 
 
 @dataclass
 class CVResult:
     oof: np.ndarray                # (N, C) out-of-fold probabilities, rows in input order
     test: np.ndarray | None        # (M, C) mean over folds
-    history: pd.DataFrame          # fold, epoch, loss, accuracy, learning_rate, val_loss, val_accuracy, val_auc
+    history: pd.DataFrame          # fold, epoch, loss, accuracy, val_loss, val_accuracy, val_auc, learning_rate, phase
     folds: pd.DataFrame            # per fold: best_epoch, seconds, images_per_s, resumed
+    oof_plain: np.ndarray          # out-of-fold probabilities without TTA (== oof when tta is off)
 
 
 def signature(params: dict) -> str:
@@ -103,46 +112,71 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
                 f"{fold_dir} was trained with other parameters (signature {info['signature']} vs {sig}); "
                 "finished work is not overwritten: use a new run_id")
         saved = np.load(fold_dir / "preds.npz")
-        return {**info, "val_proba": saved["val"], "test_proba": saved["test"] if "test" in saved else None,
+        return {**info, "val_proba": saved["val"], "val_plain": saved["val_plain"],
+                "test_proba": saved["test"] if "test" in saved else None,
                 "history": pd.read_csv(fold_dir / "history.csv"), "resumed": True}
 
     keras.utils.set_random_seed(params["seed"] * 100 + fold)
     model = build()
-    model.compile(optimizer=make_optimizer(params["optimizer"], params["lr"]),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    n_classes = model.output_shape[-1]
     best = BestEpoch(x[val_idx], y[val_idx], params["monitor"], params["batch_size"])
-    schedule = keras.callbacks.LearningRateScheduler(
-        lambda e: lr_at(e, params["lr"], params["schedule"], params["epochs"]))
     class_weight = None
     if params.get("class_weight") == "balanced":
         present = np.unique(y[train_idx])
         class_weight = dict(zip(present.tolist(), compute_class_weight("balanced", classes=present,
                                                                        y=y[train_idx])))
+    # one-hot targets so label smoothing applies; the loss is the same cross-entropy otherwise
+    targets = keras.utils.to_categorical(y[train_idx], n_classes)
     print(f"fold {fold}: {len(train_idx)} train / {len(val_idx)} validation images")
+    steps = -(-len(train_idx) // params["batch_size"])
+    if params.get("mixup", 0) or params.get("cutmix", 0):
+        # MixUp/CutMix mix labels too, so batches come from a PyDataset rather than arrays
+        data = MixedBatches(x[train_idx], targets, params["batch_size"], mixup=params.get("mixup", 0),
+                            cutmix=params.get("cutmix", 0), class_weight=class_weight,
+                            seed=params["seed"] * 100 + fold)
+        fit = dict(x=data, callbacks=[best], verbose=2)
+    else:
+        fit = dict(x=x[train_idx], y=targets, batch_size=params["batch_size"], shuffle=True,
+                   class_weight=class_weight, callbacks=[best], verbose=2)
+    histories = []
     t0 = time.time()
-    hist = model.fit(x[train_idx], y[train_idx], batch_size=params["batch_size"], epochs=params["epochs"],
-                     shuffle=True, class_weight=class_weight, callbacks=[schedule, best], verbose=2)
+    head_epochs = params.get("head_epochs", 0)
+    if head_epochs and any(layer.name == "base" for layer in model.layers):
+        # warm the new head up on a frozen base, so its random gradients do not wreck the
+        # pretrained features when the base is unfrozen
+        unfreeze = _set_base_frozen(model)
+        _compile(model, params, "constant", head_epochs, steps)
+        histories.append(pd.DataFrame(model.fit(epochs=head_epochs, **fit).history)
+                         .assign(phase="head"))
+        unfreeze()
+    _compile(model, params, params["schedule"], params["epochs"], steps)
+    histories.append(pd.DataFrame(model.fit(epochs=params["epochs"], **fit).history)
+                     .assign(phase="train"))
     seconds = time.time() - t0
-    history = pd.DataFrame(hist.history)
+    best_epoch = best.restore()
+    history = pd.concat(histories, ignore_index=True)
     history.insert(0, "epoch", np.arange(len(history)))
     history.insert(0, "fold", fold)
-    val_proba = predict.predict_proba(model, x[val_idx], params["batch_size"], params.get("tta", False))
-    test_proba = (predict.predict_proba(model, x_test, params["batch_size"], params.get("tta", False))
+    tta = params.get("tta", False)
+    val_proba = predict.predict_proba(model, x[val_idx], params["batch_size"], tta)
+    # with TTA also keep the plain prediction, so the report can show what TTA changed
+    val_plain = predict.predict_proba(model, x[val_idx], params["batch_size"], False) if tta else val_proba
+    test_proba = (predict.predict_proba(model, x_test, params["batch_size"], tta)
                   if x_test is not None and len(x_test) else None)
     fold_dir.mkdir(parents=True, exist_ok=True)
     model.save_weights(fold_dir / "model.weights.h5")
-    arrays = {"val_idx": np.asarray(val_idx), "val": val_proba}
+    arrays = {"val_idx": np.asarray(val_idx), "val": val_proba, "val_plain": val_plain}
     if test_proba is not None:
         arrays["test"] = test_proba
     tmp = fold_dir / "preds.tmp.npz"
     np.savez(tmp, **arrays)
     tmp.replace(fold_dir / "preds.npz")
     runs.write_csv(fold_dir / "history.csv", history)
-    info = {"fold": fold, "signature": sig, "best_epoch": int(best.best_epoch if best.best_epoch >= 0
-                                                                 else len(history) - 1),
+    info = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch),
             "seconds": round(seconds, 2), "images_per_s": round(len(train_idx) * len(history) / seconds, 1)}
     runs.write_json(done, info)  # last: the fold counts as finished only now
-    return {**info, "val_proba": val_proba, "test_proba": test_proba, "history": history, "resumed": False}
+    return {**info, "val_proba": val_proba, "val_plain": val_plain, "test_proba": test_proba,
+            "history": history, "resumed": False}
 
 
 def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict,
@@ -150,16 +184,17 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     """Train one model per fold (``fold_of[i]`` is image i's validation fold) and return
     out-of-fold and fold-averaged test probabilities."""
     fold_of = np.asarray(fold_of)
-    n_classes = None
-    oof, tests, hists, rows = None, [], [], []
+    oof = oof_plain = None
+    tests, hists, rows = [], [], []
     for fold in sorted(np.unique(fold_of)):
         val_idx = np.flatnonzero(fold_of == fold)
         train_idx = np.flatnonzero(fold_of != fold)
         rec = fit_fold(build, x, y, train_idx, val_idx, x_test, params, int(fold), Path(stage_dir) / f"fold{fold}")
         if oof is None:
-            n_classes = rec["val_proba"].shape[1]
-            oof = np.full((len(y), n_classes), np.nan)
+            oof = np.full((len(y), rec["val_proba"].shape[1]), np.nan)
+            oof_plain = oof.copy()
         oof[val_idx] = rec["val_proba"]
+        oof_plain[val_idx] = rec["val_plain"]
         if rec["test_proba"] is not None:
             tests.append(rec["test_proba"])
         hists.append(rec["history"])
@@ -168,4 +203,4 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")
     keras.backend.clear_session()
     return CVResult(oof, np.mean(tests, axis=0) if tests else None, pd.concat(hists, ignore_index=True),
-                    pd.DataFrame(rows))
+                    pd.DataFrame(rows), oof_plain)

@@ -48,3 +48,13 @@ def test_synth_then_if_missing_keeps_it(tmp_path, capsys):
     assert "keeping it" in capsys.readouterr().out
     assert cli.main(args) == 2  # never overwrites a dataset
     assert "cellclf:" in capsys.readouterr().err
+
+
+def test_profile_stage_sections_are_checked(tmp_path, capsys):
+    prof = tmp_path / "p.yaml"
+    prof.write_text("profile: custom\nepochs: 1\nstages:\n  01_eda_colour:\n    epochs: 3\n")
+    assert cli.main(["run", "--profile", str(prof)]) == 1
+    assert "epochs are not parameters of 01_eda_colour" in capsys.readouterr().err
+    prof.write_text("profile: custom\nstages:\n  09_nothing:\n    epochs: 3\n")
+    assert cli.main(["run", "--profile", str(prof)]) == 1
+    assert "stages.09_nothing names no notebook" in capsys.readouterr().err

@@ -77,6 +77,53 @@ def test_run_folder_contract(smoke_run):
     assert "02_baseline_cnn/notebook.html" in index and "01_eda_colour/notebook.html" in index
 
 
+@pytest.mark.parametrize("stage,backbone,size", [("03_xception", "xception", 71), ("04_vgg16", "vgg16", 32),
+                                                 ("05_inception_resnet_v2", "inception_resnet_v2", 75)])
+def test_fine_tuning_stages_follow_the_contract(smoke_run, stage, backbone, size):
+    run_dir, _ = smoke_run
+    d = run_dir / stage
+    params = json.loads((d / "params.json").read_text())
+    # the smoke profile's stage section reached the notebook, the rest came from the profile
+    assert params["backbone"] == backbone and params["image_size"] == size and params["weights"] == "none"
+    assert params["epochs"] == 1 and params["limit"] == 12
+    oof = pd.read_csv(d / "oof.csv")
+    assert len(oof) == 36 and oof.filter(like="p_").sum(axis=1).round(4).eq(1).all()
+    assert len(pd.read_csv(d / "test.csv")) == 12
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["model"].startswith(backbone) and len(m["fold_times"]) == 2
+    hist = pd.read_csv(d / "history.csv")
+    if stage == "03_xception":  # head warm-up then fine-tuning, scored with and without TTA
+        assert list(hist[hist.fold == 0].phase) == ["head", "train"]
+        assert "without_tta" in m["cv"]
+    assert f"{stage}/notebook.html" in (run_dir / "index.html").read_text()
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "weights" / "mobilenet_v2").is_dir(),
+                    reason="../shared/weights is absent")
+def test_papermill_runs_another_backbone_with_offline_weights(tiny, env, tmp_path):
+    out = tmp_path / "out.ipynb"
+    weights = "../shared/weights/mobilenet_v2/mobilenet_v2_imagenet_notop.weights.h5"
+    r = _run([str(BIN / "papermill"), "notebooks/03_xception.ipynb", str(out), "-p", "data_dir", str(tiny),
+              "-p", "backbone", "mobilenet_v2", "-p", "weights", weights, "-p", "image_size", "32",
+              "-p", "epochs", "1", "-p", "head_epochs", "0", "-p", "folds", "2", "-p", "limit", "6",
+              "-p", "run_id", "mnv2", "--no-progress-bar"], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((Path(env["CELLCLF_RUNS"]) / "mnv2" / "03_xception" / "metrics.json").read_text())
+    assert m["model"].startswith("mobilenet_v2 weights=mobilenet_v2_imagenet_notop.weights.h5")
+
+
+def test_imagenet_offline_fails_naming_what_to_pass(tiny, env, tmp_path):
+    out = tmp_path / "out.ipynb"
+    env = {**env, "KERAS_HOME": str(tmp_path / "keras_home")}  # no cached download
+    r = _run([str(BIN / "papermill"), "notebooks/04_vgg16.ipynb", str(out), "-p", "data_dir", str(tiny),
+              "-p", "image_size", "32", "-p", "limit", "4", "-p", "folds", "2", "-p", "run_id", "offline",
+              "--no-progress-bar"], env)
+    if r.returncode == 0:
+        pytest.skip("this machine can download ImageNet weights")
+    assert "WeightsError: cannot download ImageNet weights for vgg16" in r.stderr
+    assert "weights=none" in r.stderr
+
+
 def test_finished_stages_are_never_overwritten(smoke_run, tiny, env):
     run_dir, _ = smoke_run
     metrics = run_dir / "02_baseline_cnn" / "metrics.json"

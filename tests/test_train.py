@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from cellclf_utils import models, predict, train
+from cellclf_utils import models, predict, schedules, train
 
 
 def _params(**kw):
@@ -25,12 +25,27 @@ def _toy(n=48, size=16):
 
 
 def test_step_schedule_follows_the_writeup():
-    lrs = [train.lr_at(e, 1e-3, "step", 100) for e in range(100)]
-    assert lrs[79] == 1e-3 and np.isclose(lrs[80], 1e-4) and np.isclose(lrs[83], 1e-5)
+    lrs = [schedules.lr_at(e, 1e-3, "step", 100) for e in range(100)]
+    assert np.isclose(lrs[79], 1e-3) and np.isclose(lrs[80], 1e-4) and np.isclose(lrs[83], 1e-5)
     assert np.isclose(lrs[95], 1e-9) and np.isclose(lrs[99], 1e-9)
-    scaled = [train.lr_at(e, 1.0, "step", 10) for e in range(10)]
-    assert scaled[:8] == [1.0] * 8 and scaled[8] < 1.0
-    assert train.lr_at(5, 0.1, "constant", 10) == 0.1
+    scaled = [schedules.lr_at(e, 1.0, "step", 10) for e in range(10)]
+    assert np.allclose(scaled[:8], 1.0) and scaled[8] < 1.0
+    assert np.isclose(schedules.lr_at(5, 0.1, "constant", 10), 0.1)
+
+
+def test_cosine_warms_up_then_decays_and_onecycle_peaks_at_30_percent():
+    cos = [schedules.lr_at(e / 10, 1.0, "cosine", 10, steps_per_epoch=10) for e in range(100)]
+    peak = int(np.argmax(cos))
+    assert 0 < peak <= 6 and cos[0] < 0.5 and np.isclose(max(cos), 1.0, atol=0.01)
+    assert all(a >= b - 1e-6 for a, b in zip(cos[peak:], cos[peak + 1:])) and cos[-1] < 0.01
+    one = [schedules.lr_at(e / 10, 1.0, "onecycle", 10, steps_per_epoch=10) for e in range(100)]
+    assert int(np.argmax(one)) == 30 and np.isclose(one[0], 1 / 25) and one[-1] < 1e-3
+
+
+def test_optimizers():
+    assert isinstance(schedules.make_optimizer("adamw", 1e-3), train.keras.optimizers.AdamW)
+    with pytest.raises(ValueError, match="one of sgd, adam, adamw"):
+        schedules.make_optimizer("rmsprop", 1e-3)
 
 
 def test_cross_validation_learns_and_resumes(tmp_path, monkeypatch):
@@ -49,7 +64,7 @@ def test_cross_validation_learns_and_resumes(tmp_path, monkeypatch):
     # a killed run: fold 1 never finished. Resume must load fold 0, retrain only fold 1.
     (tmp_path / "fold1" / "done.json").unlink()
     calls = []
-    monkeypatch.setattr(train, "make_optimizer", lambda *a: calls.append(a) or train.keras.optimizers.Adam(1e-2))
+    monkeypatch.setattr(train, "make_optimizer", lambda *a: calls.append(a) or train.keras.optimizers.Adam(3e-3))
     again = train.cross_validate(build, x, y, fold_of, x[:5], P, tmp_path)
     assert len(calls) == 1
     assert again.folds.resumed.tolist() == [True, False]
@@ -94,13 +109,13 @@ def test_baseline_architecture_is_the_writeups():
 JAX_STEP = """
 import os, numpy as np
 os.environ["KERAS_BACKEND"] = "jax"
-from cellclf_utils import models, train
+from cellclf_utils import models, schedules
 import keras
 assert keras.backend.backend() == "jax"
 x = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3)).astype(np.uint8)
 y = np.arange(16) % 3
 m = models.baseline_cnn(32, 3, augment_preset="basic")
-m.compile(optimizer=train.make_optimizer("sgd", 0.01), loss="sparse_categorical_crossentropy")
+m.compile(optimizer=schedules.make_optimizer("sgd", 0.01), loss="sparse_categorical_crossentropy")
 loss = m.train_on_batch(x, y)
 assert np.isfinite(loss), loss
 print("jax ok", loss)
@@ -113,3 +128,28 @@ def test_baseline_trains_under_jax():
     r = subprocess.run([sys.executable, "-c", JAX_STEP], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "jax ok" in r.stdout
+
+
+def test_head_warmup_then_fine_tune_keeps_the_freeze_policy(tmp_path):
+    """Phase 1 trains only the head on a frozen base; phase 2 restores the policy's flags."""
+    import keras
+    x, y = _toy(32)
+
+    def build():
+        inp = keras.Input((16, 16, 3))
+        base = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="frozen_conv"),
+                                 keras.layers.Conv2D(4, 3, name="tuned_conv")], name="base")
+        base.get_layer("frozen_conv").trainable = False
+        out = keras.layers.Dense(2, activation="softmax", name="probs")(
+            keras.layers.GlobalAveragePooling2D()(base(inp)))
+        model = keras.Model(inp, out)
+        build.model = model
+        return model
+
+    P = _params(epochs=2, head_epochs=1, monitor="last", tta=True)
+    cv = train.cross_validate(build, x, y, (np.arange(32) // 2) % 2, None, P, tmp_path)
+    h = cv.history[cv.history.fold == 0]
+    assert h.phase.tolist() == ["head", "train", "train"] and h.epoch.tolist() == [0, 1, 2]
+    base = build.model.get_layer("base")
+    assert base.trainable and not base.get_layer("frozen_conv").trainable and base.get_layer("tuned_conv").trainable
+    assert cv.oof_plain.shape == cv.oof.shape and not np.allclose(cv.oof_plain, cv.oof)

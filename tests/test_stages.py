@@ -1,0 +1,85 @@
+"""The fine-tuning stage helper: weights resolution, one model reused across folds, precision."""
+import numpy as np
+import pytest
+
+from cellclf_utils import params, precision, stages
+
+
+def _P(**kw):
+    P = {"backbone": "mobilenet_v2", "weights": "none", "unfreeze_from": "default",
+         "train_bn_in_frozen": "default", "image_size": 32, "pooling": "gap", "dropout": 0.5,
+         "augment": "none", "seed": 0}
+    return {**P, **kw}
+
+
+def test_build_hands_back_the_model_reset_to_its_initial_weights_and_flags():
+    build, desc = stages.backbone_model(_P(unfreeze_from="block_16_expand"), 3)
+    assert desc.startswith("mobilenet_v2 weights=none unfreeze_from=block_16_expand")
+    m = build()
+    before = [w.copy() for w in m.get_weights()]
+    flags = [layer.trainable for layer in m.get_layer("base").layers]
+    m.set_weights([w + 1 for w in before])
+    m.get_layer("base").trainable = False
+    again = build()
+    assert again is m  # reused, not rebuilt
+    for a, b in zip(again.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    assert [layer.trainable for layer in again.get_layer("base").layers] == flags
+    table = stages.freeze_table(again)
+    assert table[table.trainable].layer.iloc[0] == "block_16_expand"
+
+
+def test_bn_policy_parameter_overrides_the_backbone_default():
+    build, _ = stages.backbone_model(_P(backbone="xception", image_size=71), 3)
+    t = stages.freeze_table(build())
+    assert t[(t["index"] < 100) & (t.type == "BatchNormalization")].trainable.all()  # the write-up's recipe
+    build, _ = stages.backbone_model(_P(backbone="xception", image_size=71, train_bn_in_frozen="false"), 3)
+    t = stages.freeze_table(build())
+    assert not t[t.layer == "block2_sepconv1_bn"].trainable.any()
+
+
+def test_too_small_image_names_the_minimum():
+    with pytest.raises(params.ParameterError, match="'image_size' must be at least 75 for inception_resnet_v2"):
+        stages.backbone_model(_P(backbone="inception_resnet_v2", image_size=64), 3)
+
+
+def test_missing_weights_file_says_where_it_looked(tmp_path):
+    with pytest.raises(params.ParameterError, match="'weights' must be imagenet, none or an existing"):
+        stages.weights_path(str(tmp_path / "nope.weights.h5"))
+    f = tmp_path / "w.weights.h5"
+    f.write_bytes(b"x")
+    assert stages.weights_path(str(f)) == str(f)
+    assert stages.weights_path("imagenet") == "imagenet"
+
+
+def test_precision_is_float32_on_a_cpu_and_can_be_forced(monkeypatch):
+    import keras
+    try:
+        monkeypatch.delenv("CELLCLF_PRECISION", raising=False)
+        assert precision.accelerator() is None and precision.auto() == "float32"
+        monkeypatch.setenv("CELLCLF_PRECISION", "mixed_bfloat16")
+        assert precision.auto() == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
+        monkeypatch.setenv("CELLCLF_PRECISION", "half-ish")
+        with pytest.raises(ValueError, match="CELLCLF_PRECISION='half-ish' is not a Keras dtype policy"):
+            precision.auto()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_fine_tuning_parameters_are_validated():
+    ns = {k: v for k, v in zip(params.STAGE_PARAMS["03_xception"], [None] * 99)}
+    good = {"data_dir": "", "classes": "", "run_id": "", "profile": "", "image_size": 71, "resize": "pad",
+            "on_bad_image": "error", "limit": 0, "batch_size": 8, "epochs": 1, "lr": 1e-3, "optimizer": "sgd",
+            "schedule": "step", "folds": 2, "seed": 0, "dropout": 0.7, "pooling": "gap", "augment": "seed",
+            "class_weight": "none", "label_smoothing": 0.0, "monitor": "val_auc", "tta": True,
+            "backbone": "xception", "weights": "imagenet", "unfreeze_from": "default",
+            "train_bn_in_frozen": "default", "head_epochs": 2, "mixup": 0.0, "cutmix": 0.0}
+    ns.update(good)
+    assert params.validate("03_xception", ns)["head_epochs"] == 2
+    with pytest.raises(params.ParameterError, match="'backbone' must be one of vgg16, xception"):
+        params.validate("03_xception", {**ns, "backbone": "resnet18"})
+    with pytest.raises(params.ParameterError, match="'train_bn_in_frozen' must be one of default, true, false"):
+        params.validate("04_vgg16", {**ns, "train_bn_in_frozen": "yes"})
+    with pytest.raises(params.ParameterError, match="'mixup' must be 0 <= mixup <= 10"):
+        params.validate("05_inception_resnet_v2", {**ns, "mixup": -0.1})
