@@ -51,6 +51,11 @@ def _cmd_check(a) -> int:
 def _cmd_run(a) -> int:
     from . import runner
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
+    if a.log_output:
+        # papermill streams cell output through its logger at INFO, which is silent unless configured
+        import logging
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        logging.getLogger("papermill").setLevel(logging.INFO)
     try:
         index = runner.run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
                                   a.log_output, a.hide_code, progress=not a.no_progress_bar)

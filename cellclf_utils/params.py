@@ -72,7 +72,7 @@ SPECS: dict[str, Spec] = {
                           check=lambda s: s.strip() != "", allowed="default, all, none, a layer name or index"),
     "train_bn_in_frozen": Spec(str, "keep BatchNormalization trainable below unfreeze_from "
                                     "(default: the backbone's policy)", choices=("default", "true", "false")),
-    "head_epochs": Spec(int, "epochs training only the new head on a frozen backbone before fine-tuning "
+    "head_epochs": Spec(int, "epochs training only the new head (at 10x lr) on a frozen backbone before fine-tuning "
                              "(0 = none)", check=lambda x: x >= 0, allowed=">= 0"),
     "mixup": Spec(float, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
                   check=lambda x: 0 <= x <= 10, allowed="0 <= mixup <= 10"),
@@ -126,6 +126,11 @@ def _coerce(name: str, value, spec: Spec):
     if spec.kind is str:
         if value is None:
             return ""
+        # YAML and papermill read `-p x false` / `-p x 109` as bool / int; text parameters take them as written
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, int):
+            return str(value)
         if not isinstance(value, str):
             _fail(name, value, "text")
         return value

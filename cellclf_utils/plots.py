@@ -270,11 +270,12 @@ def confusion_matrix(cm, class_names, normalize=True, title=None):
     return fig
 
 
-def _metric_groups(columns) -> dict[str, list[str]]:
-    """Return {metric: [train column, val column]} from history columns, in column order."""
+def _metric_groups(history: pd.DataFrame) -> dict[str, list[str]]:
+    """Return {metric: [train column, val column]} from the numeric history columns, in
+    column order (fold, epoch and labels such as the training phase are not metrics)."""
     out: dict[str, list[str]] = {}
-    for c in columns:
-        if c in ("fold", "epoch"):
+    for c in history.columns:
+        if c in ("fold", "epoch") or not pd.api.types.is_numeric_dtype(history[c]):
             continue
         out.setdefault(c[4:] if c.startswith("val_") else c, []).append(c)
     return out
@@ -282,8 +283,9 @@ def _metric_groups(columns) -> dict[str, list[str]]:
 
 def learning_curves(history: pd.DataFrame):
     """Return one subplot per metric (train solid, validation dashed), one colour per fold.
-    ``history`` has columns fold, epoch and any of loss/val_loss/accuracy/val_auc/lr..."""
-    groups = _metric_groups(history.columns)
+    ``history`` has columns fold, epoch and any of loss/val_loss/accuracy/val_auc/lr...; with
+    a ``phase`` column, the head warm-up epochs are shaded."""
+    groups = _metric_groups(history)
     if history.empty or not groups:
         return _message("no training history", "Learning curves")
     h = history.copy()
@@ -293,6 +295,8 @@ def learning_curves(history: pd.DataFrame):
         h["epoch"] = h.groupby("fold").cumcount()
     folds = sorted(h["fold"].unique())
     colours = _colours(len(folds))
+    head = h[h["phase"] == "head"].epoch if "phase" in h else pd.Series(dtype=float)
+    head_epochs = head if len(head) else None
     ncols = 2 if len(groups) == 4 else min(len(groups), 3)
     nrows = -(-len(groups) // ncols)
     fig, axes = plt.subplots(nrows, ncols, layout="constrained", figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
@@ -308,10 +312,14 @@ def learning_curves(history: pd.DataFrame):
             ax.set_yscale("log")
         ax.set(title=metric, xlabel="epoch")
         ax.grid(alpha=0.3)
+        if head_epochs is not None:
+            ax.axvspan(head_epochs.min() - 0.5, head_epochs.max() + 0.5, color="grey", alpha=0.12, lw=0)
     # one legend for the figure: colour = fold, line style = train/validation
     handles = [plt.Line2D([], [], color=c, label=f"fold {f}") for c, f in zip(colours, folds)]
     handles += [plt.Line2D([], [], color="grey", ls="-", label="train"),
                 plt.Line2D([], [], color="grey", ls="--", label="validation")]
+    if head_epochs is not None:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.12, label="head warm-up"))
     fig.suptitle("Learning curves")
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     return fig

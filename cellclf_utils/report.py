@@ -18,7 +18,8 @@ import pandas as pd
 
 from .runs import METRICS, atomic_write
 
-LEADERBOARD_COLUMNS = ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc", "test_accuracy"]
+LEADERBOARD_COLUMNS = ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc", "test_accuracy",
+                       "cv_accuracy_no_tta"]
 
 # nbconvert's lab template minus require.js, which is fetched from a CDN and only serves widgets
 _NB_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
@@ -72,7 +73,8 @@ def _num(x) -> float:
 
 def leaderboard(run_dir) -> pd.DataFrame:
     """Return one row per finished stage with CV scores (stage, title, model, cv_accuracy,
-    ci_low, ci_high, macro_auc, test_accuracy; NaN where absent), best CV accuracy first."""
+    ci_low, ci_high, macro_auc, test_accuracy, and cv_accuracy_no_tta for stages scored with
+    TTA; NaN where absent), best CV accuracy first."""
     rows = []
     for d in _stage_dirs(Path(run_dir)):
         m = _metrics(d)
@@ -82,7 +84,8 @@ def leaderboard(run_dir) -> pd.DataFrame:
         ci = cv.get("accuracy_ci") or [None, None]
         rows.append({"stage": d.name, "title": m.get("title") or d.name, "model": m.get("model") or "",
                      "cv_accuracy": _num(cv.get("accuracy")), "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),
-                     "macro_auc": _num(cv.get("macro_auc")), "test_accuracy": _num(test.get("accuracy"))})
+                     "macro_auc": _num(cv.get("macro_auc")), "test_accuracy": _num(test.get("accuracy")),
+                     "cv_accuracy_no_tta": _num((cv.get("without_tta") or {}).get("accuracy"))})
     df = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
     # stable sort: ties keep stage order; stages with no accuracy go last
     return df.sort_values("cv_accuracy", ascending=False, kind="stable", na_position="last").reset_index(drop=True)
@@ -124,8 +127,8 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
         add(("Near-duplicate groups (training set)", str(m["duplicate_groups"])))
     if m.get("train_test_duplicates") is not None:
         add(("Test images near-duplicating a training image", str(m["train_test_duplicates"])))
-    for part, label in (("cv", "CV (out-of-fold)"), ("test", "Test")):
-        s = m.get(part)
+    cv = m.get("cv") if isinstance(m.get("cv"), dict) else {}
+    for label, s in (("CV (out-of-fold)", cv), ("CV without TTA", cv.get("without_tta")), ("Test", m.get("test"))):
         if not isinstance(s, dict):
             continue
         n = f" (n={s['n']})" if s.get("n") is not None else ""
@@ -207,6 +210,7 @@ def write_report(run_dir, hide_code=False) -> Path:
                    "cv": _acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
                    "test": ("—" if math.isnan(r.test_accuracy)
                             else _acc_ci(r.test_accuracy, tests[r.stage].get("accuracy_ci"))),
+                   "no_tta": "—" if math.isnan(r.cv_accuracy_no_tta) else _pct(r.cv_accuracy_no_tta),
                    "best": r.cv_accuracy == best} for r in board.itertuples()]
     params = run_dir / "params.yaml"
     started = datetime.fromtimestamp((params if params.exists() else run_dir).stat().st_mtime)
@@ -272,17 +276,18 @@ _INDEX = """<!DOCTYPE html>
 <h2>Leaderboard</h2>
 {% if board %}
 <table>
-  <tr><th>Stage</th><th>Model</th><th>CV accuracy [95% CI]</th><th>CV macro AUC</th><th>Test accuracy</th></tr>
+  <tr><th>Stage</th><th>Model</th><th>CV accuracy [95% CI]</th><th>CV macro AUC</th><th>CV without TTA</th><th>Test accuracy</th></tr>
   {% for r in board %}
   <tr{% if r.best %} class="best"{% endif %}>
     <td><a href="#{{ r.anchor }}">{{ r.title }}</a><br><span class="muted">{{ r.stage }}</span></td>
-    <td>{{ r.model }}</td><td class="num">{{ r.cv }}</td><td class="num">{{ r.auc }}</td><td class="num">{{ r.test }}</td>
+    <td>{{ r.model }}</td><td class="num">{{ r.cv }}</td><td class="num">{{ r.auc }}</td><td class="num">{{ r.no_tta }}</td><td class="num">{{ r.test }}</td>
   </tr>
   {% endfor %}
 </table>
 <p class="muted">CV = out-of-fold predictions: every training image is scored by the model that did not train on it,
 over {{ folds_note }}; the 95% CI is a bootstrap over images. Test accuracy is shown only where test labels exist
-(used for scoring, never for training or selection). Best CV accuracy highlighted.</p>
+(used for scoring, never for training or selection). Stages run with <code>tta</code> average each image over its 8 flips/rotations; "CV without TTA" is the same
+models scored on the plain images. Best CV accuracy highlighted.</p>
 {% else %}
 <p>No model stage has finished yet.</p>
 {% endif %}

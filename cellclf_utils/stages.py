@@ -87,6 +87,7 @@ def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], 
     if P["image_size"] < spec.min_size:
         raise params.ParameterError(f"parameter 'image_size' must be at least {spec.min_size} for "
                                     f"{P['backbone']} (got {P['image_size']})")
+    keras.utils.set_random_seed(P["seed"])  # the new head's initial weights
     model = backbones.build(P["backbone"], P["image_size"], n_classes, weights=weights_path(P["weights"]),
                             pooling=P["pooling"], dropout=P["dropout"], unfreeze_from=unfreeze,
                             train_bn_in_frozen=bn, augment=augment.pipeline(P["augment"], P["seed"]))
@@ -109,6 +110,11 @@ def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], 
     print(f"{P['backbone']} @ {P['image_size']} px, weights {name}, {policy}: "
           f"{trainable} of {weighted} weighted backbone layers trainable")
     return build, desc
+
+
+def finetune_title(P: dict) -> str:
+    """Return the report title of a fine-tuning stage, named for the backbone it ran."""
+    return f"Fine-tuning {backbones.get(P['backbone']).constructor}"
 
 
 def freeze_table(model: keras.Model) -> pd.DataFrame:

@@ -145,7 +145,8 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
         # warm the new head up on a frozen base, so its random gradients do not wreck the
         # pretrained features when the base is unfrozen
         unfreeze = _set_base_frozen(model)
-        _compile(model, params, "constant", head_epochs, steps)
+        # a fresh head needs a larger step than the pretrained base: 10x lr, constant
+        _compile(model, {**params, "lr": min(10 * params["lr"], 1.0)}, "constant", head_epochs, steps)
         histories.append(pd.DataFrame(model.fit(epochs=head_epochs, **fit).history)
                          .assign(phase="head"))
         unfreeze()

@@ -140,8 +140,9 @@ def test_finished_stages_are_never_overwritten(smoke_run, tiny, env):
 
 def test_bad_parameter_fails_naming_it(tiny, env):
     r = _run([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny), "--run-id", "bad",
-              "--only", "02", "-p", "optimizer", "rmsprop", "--no-progress-bar"], env)
+              "--only", "02", "-p", "optimizer", "rmsprop", "--no-progress-bar", "--log-output"], env)
     assert r.returncode == 1
+    assert "Executing notebook with kernel: cellclf" in r.stderr  # --log-output streams papermill's log
     assert "stage 02_baseline_cnn failed: ParameterError: parameter 'optimizer' must be one of sgd, adam" in r.stderr
     assert "bad/02_baseline_cnn/notebook.ipynb" in r.stderr
     assert not (Path(env["CELLCLF_RUNS"]) / "bad" / "02_baseline_cnn" / "metrics.json").exists()
@@ -157,3 +158,22 @@ def test_papermill_by_hand(tiny, env, tmp_path):
     assert len(runs) == 1
     params = json.loads((runs[0] / "02_baseline_cnn" / "params.json").read_text())
     assert params["lr"] == 1e-3 and params["epochs"] == 1
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "weights" / "mobilenet_v2").is_dir(),
+                    reason="../shared/weights is absent")
+def test_fine_tuning_stage_runs_under_jax(tiny, env, tmp_path):
+    """The GPU runner has JAX and no TensorFlow: the fine-tuning stage must run there too."""
+    pytest.importorskip("jax")
+    jax_env = {**env, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    weights = "../shared/weights/mobilenet_v2/mobilenet_v2_imagenet_notop.weights.h5"
+    r = _run([str(BIN / "papermill"), "notebooks/03_xception.ipynb", str(tmp_path / "out.ipynb"),
+              "-p", "data_dir", str(tiny), "-p", "backbone", "mobilenet_v2", "-p", "weights", weights,
+              "-p", "image_size", "32", "-p", "epochs", "1", "-p", "head_epochs", "1", "-p", "folds", "2",
+              "-p", "limit", "6", "-p", "mixup", "0.2", "-p", "augment", "strong", "-p", "run_id", "jax1",
+              "--no-progress-bar"], jax_env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    d = Path(env["CELLCLF_RUNS"]) / "jax1" / "03_xception"
+    m = json.loads((d / "metrics.json").read_text())
+    assert m["cv"]["n"] == 18 and "without_tta" in m["cv"]
+    assert m["title"] == "Fine-tuning MobileNetV2"  # named for the backbone it ran, not the notebook

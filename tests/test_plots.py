@@ -230,3 +230,12 @@ def test_save_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         plots.save(fig, tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_learning_curves_shade_the_head_phase_and_skip_labels():
+    h = history(epochs=4).assign(phase=lambda d: np.where(d.epoch < 2, "head", "train"))
+    fig = plots.learning_curves(h)
+    assert "phase" not in [ax.get_title() for ax in fig.axes]  # a label column is not a metric
+    spans = [p for p in fig.axes[0].patches]
+    assert len(spans) == 1 and spans[0].get_x() == -0.5
+    assert "head warm-up" in [t.get_text() for t in fig.legends[0].texts]

@@ -75,8 +75,9 @@ def run_dir(tmp_path):
 
     xc = run / "03_xception"  # run by hand: no notebook.ipynb
     (xc / "figures").mkdir(parents=True)
-    (xc / "metrics.json").write_text(json.dumps(model_metrics(
-        "03_xception", "Xception", 0.80, [0.77, 0.83], None, test=None)))
+    m = model_metrics("03_xception", "Xception", 0.80, [0.77, 0.83], None, test=None)
+    m["cv"]["without_tta"] = {**m["cv"], "accuracy": 0.765, "accuracy_ci": [0.73, 0.80]}
+    (xc / "metrics.json").write_text(json.dumps(m))
 
     write_notebook(run / "04_vgg16" / "notebook.ipynb")  # started, never finished
     return run
@@ -85,13 +86,14 @@ def run_dir(tmp_path):
 def test_leaderboard_order_and_values(run_dir):
     lb = report.leaderboard(run_dir)
     assert list(lb.columns) == ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc",
-                                "test_accuracy"]
+                                "test_accuracy", "cv_accuracy_no_tta"]
     assert list(lb.stage) == ["03_xception", "02_baseline_cnn"]  # EDA and unfinished stages left out
     best, base = lb.iloc[0], lb.iloc[1]
     assert best.cv_accuracy == 0.80 and (best.ci_low, best.ci_high) == (0.77, 0.83)
     assert math.isnan(best.macro_auc) and math.isnan(best.test_accuracy)
     assert base.title == "Baseline CNN (write-up model)" and base.model == "02_baseline_cnn model"
     assert (base.cv_accuracy, base.macro_auc, base.test_accuracy) == (0.712, 0.85, 0.70)
+    assert best.cv_accuracy_no_tta == 0.765 and math.isnan(base.cv_accuracy_no_tta)  # TTA only in 03
 
 
 def test_write_report_index(run_dir):
@@ -104,6 +106,8 @@ def test_write_report_index(run_dir):
     assert "0.850" in html and "70.0% [61.0–78.0]" in html
     best_row = re.search(r'<tr class="best">(.*?)</tr>', html, re.S).group(1)
     assert "03_xception" in best_row and "02_baseline_cnn" not in best_row
+    assert "76.5%" in best_row and "CV without TTA" in html  # what TTA changed, next to the score
+    assert "CV without TTA accuracy, 95% CI</th><td>76.5% [73.0–80.0]" in html
     assert "out-of-fold" in html and "3 folds over 12 training images" in html
     # stages: links to rendered notebooks, key numbers, figures with captions
     assert 'href="01_eda_colour/notebook.html"' in html and 'href="02_baseline_cnn/notebook.html"' in html

@@ -14,6 +14,7 @@ def _P(**kw):
 
 def test_build_hands_back_the_model_reset_to_its_initial_weights_and_flags():
     build, desc = stages.backbone_model(_P(unfreeze_from="block_16_expand"), 3)
+    assert stages.finetune_title(_P()) == "Fine-tuning MobileNetV2"
     assert desc.startswith("mobilenet_v2 weights=none unfreeze_from=block_16_expand")
     m = build()
     before = [w.copy() for w in m.get_weights()]
@@ -81,5 +82,14 @@ def test_fine_tuning_parameters_are_validated():
         params.validate("03_xception", {**ns, "backbone": "resnet18"})
     with pytest.raises(params.ParameterError, match="'train_bn_in_frozen' must be one of default, true, false"):
         params.validate("04_vgg16", {**ns, "train_bn_in_frozen": "yes"})
+    # `-p train_bn_in_frozen false` and `-p unfreeze_from 109` arrive as bool and int
+    P = params.validate("03_xception", {**ns, "train_bn_in_frozen": False, "unfreeze_from": 109})
+    assert P["train_bn_in_frozen"] == "false" and P["unfreeze_from"] == "109"
     with pytest.raises(params.ParameterError, match="'mixup' must be 0 <= mixup <= 10"):
         params.validate("05_inception_resnet_v2", {**ns, "mixup": -0.1})
+
+
+def test_initial_weights_follow_the_seed():
+    w = [stages.backbone_model(_P(seed=s), 3)[0]().get_layer("probs").get_weights()[0] for s in (1, 1, 2)]
+    np.testing.assert_array_equal(w[0], w[1])
+    assert not np.array_equal(w[0], w[2])

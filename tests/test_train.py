@@ -150,6 +150,7 @@ def test_head_warmup_then_fine_tune_keeps_the_freeze_policy(tmp_path):
     cv = train.cross_validate(build, x, y, (np.arange(32) // 2) % 2, None, P, tmp_path)
     h = cv.history[cv.history.fold == 0]
     assert h.phase.tolist() == ["head", "train", "train"] and h.epoch.tolist() == [0, 1, 2]
+    assert h.learning_rate.iloc[0] == pytest.approx(min(10 * P["lr"], 1.0))  # the fresh head's larger step
     base = build.model.get_layer("base")
     assert base.trainable and not base.get_layer("frozen_conv").trainable and base.get_layer("tuned_conv").trainable
     assert cv.oof_plain.shape == cv.oof.shape and not np.allclose(cv.oof_plain, cv.oof)
