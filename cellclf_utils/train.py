@@ -78,9 +78,21 @@ def _set_base_frozen(model: keras.Model):
 
 
 def _compile(model, params: dict, kind: str, epochs: int, steps: int) -> None:
+    """Compile ``model`` for one training phase. When the model was last compiled with the
+    same settings (the next fold of a single-phase stage), reset the optimizer's state
+    instead: recompiling would trace the train step again, which costs 10-70 s for a big
+    backbone."""
+    key = (params["optimizer"], params["lr"], params.get("label_smoothing", 0.0), kind, epochs, steps,
+           tuple(v.path for v in model.trainable_variables))
+    if getattr(model, "_cellclf_compile_key", None) == key and getattr(model, "optimizer", None) is not None:
+        for v in model.optimizer.variables:  # iterations (drives the schedule), moments, momenta
+            if "learning_rate" not in v.path:
+                v.assign(keras.ops.zeros(v.shape, v.dtype))
+        return
     model.compile(optimizer=make_optimizer(params["optimizer"], Schedule(kind, params["lr"], epochs, steps)),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.get("label_smoothing", 0.0)),
                   metrics=["accuracy"])
+    model._cellclf_compile_key = key
 
 
 @dataclass
@@ -99,9 +111,10 @@ def signature(params: dict) -> str:
 
 
 def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test, params: dict,
-             fold: int, fold_dir: Path) -> dict:
+             fold: int, fold_dir: Path, steps: int | None = None) -> dict:
     """Train one fold and return its record (val/test probabilities, history, timing);
-    if ``fold_dir`` holds a finished fold with the same parameters, load it instead."""
+    if ``fold_dir`` holds a finished fold with the same parameters, load it instead.
+    ``steps`` (per epoch) sizes the learning-rate schedule; default: this fold's."""
     fold_dir = Path(fold_dir)
     sig = signature(params)
     done = fold_dir / "done.json"
@@ -128,7 +141,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     # one-hot targets so label smoothing applies; the loss is the same cross-entropy otherwise
     targets = keras.utils.to_categorical(y[train_idx], n_classes)
     print(f"fold {fold}: {len(train_idx)} train / {len(val_idx)} validation images")
-    steps = -(-len(train_idx) // params["batch_size"])
+    steps = steps or -(-len(train_idx) // params["batch_size"])
     if params.get("mixup", 0) or params.get("cutmix", 0):
         # MixUp/CutMix mix labels too, so batches come from a PyDataset rather than arrays
         data = MixedBatches(x[train_idx], targets, params["batch_size"], mixup=params.get("mixup", 0),
@@ -187,10 +200,14 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     fold_of = np.asarray(fold_of)
     oof = oof_plain = None
     tests, hists, rows = [], [], []
+    # one schedule length for all folds (the largest training split), so folds can share a
+    # compiled train step; a smaller fold ends its schedule at most a step early
+    steps = max(-(-int((fold_of != f).sum()) // params["batch_size"]) for f in np.unique(fold_of))
     for fold in sorted(np.unique(fold_of)):
         val_idx = np.flatnonzero(fold_of == fold)
         train_idx = np.flatnonzero(fold_of != fold)
-        rec = fit_fold(build, x, y, train_idx, val_idx, x_test, params, int(fold), Path(stage_dir) / f"fold{fold}")
+        rec = fit_fold(build, x, y, train_idx, val_idx, x_test, params, int(fold), Path(stage_dir) / f"fold{fold}",
+                       steps)
         if oof is None:
             oof = np.full((len(y), rec["val_proba"].shape[1]), np.nan)
             oof_plain = oof.copy()

@@ -154,3 +154,26 @@ def test_head_warmup_then_fine_tune_keeps_the_freeze_policy(tmp_path):
     base = build.model.get_layer("base")
     assert base.trainable and not base.get_layer("frozen_conv").trainable and base.get_layer("tuned_conv").trainable
     assert cv.oof_plain.shape == cv.oof.shape and not np.allclose(cv.oof_plain, cv.oof)
+
+
+def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_path):
+    """Folds sharing one model keep its compiled train step; each starts from zero state."""
+    import keras
+    inp = keras.Input((16, 16, 3))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
+    initial = model.get_weights()
+    seen = []
+
+    def build():
+        model.set_weights(initial)
+        opt = getattr(model, "optimizer", None)
+        seen.append((opt, int(opt.iterations) if opt is not None else None))
+        return model
+
+    x, y = _toy(48)
+    train.cross_validate(build, x, y, np.arange(48) % 3, None, _params(epochs=2), tmp_path)
+    opts = [o for o, _ in seen[1:]]
+    assert len(set(map(id, opts))) == 1  # no recompile after the first fold
+    steps = -(-32 // 16)
+    assert int(model.optimizer.iterations) == 2 * steps  # reset, not 3 folds' worth
+    assert [it for _, it in seen[1:]] == [2 * steps, 2 * steps]  # each fold ended at its own count
