@@ -127,8 +127,9 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
         add(("Near-duplicate groups (training set)", str(m["duplicate_groups"])))
     if m.get("train_test_duplicates") is not None:
         add(("Test images near-duplicating a training image", str(m["train_test_duplicates"])))
-    cv = m.get("cv") if isinstance(m.get("cv"), dict) else {}
-    for label, s in (("CV (out-of-fold)", cv), ("CV without TTA", cv.get("without_tta")), ("Test", m.get("test"))):
+    cv = m.get("cv")
+    no_tta = cv.get("without_tta") if isinstance(cv, dict) else None
+    for label, s in (("CV (out-of-fold)", cv), ("CV without TTA", no_tta), ("Test", m.get("test"))):
         if not isinstance(s, dict):
             continue
         n = f" (n={s['n']})" if s.get("n") is not None else ""

@@ -108,6 +108,8 @@ def test_write_report_index(run_dir):
     assert "03_xception" in best_row and "02_baseline_cnn" not in best_row
     assert "76.5%" in best_row and "CV without TTA" in html  # what TTA changed, next to the score
     assert "CV without TTA accuracy, 95% CI</th><td>76.5% [73.0–80.0]" in html
+    eda_section = html[html.index('id="01_eda_colour"'):html.index('id="02_baseline_cnn"')]
+    assert "CV (out-of-fold) accuracy" not in eda_section  # no score rows for a stage without scores
     assert "out-of-fold" in html and "3 folds over 12 training images" in html
     # stages: links to rendered notebooks, key numbers, figures with captions
     assert 'href="01_eda_colour/notebook.html"' in html and 'href="02_baseline_cnn/notebook.html"' in html
