@@ -102,13 +102,12 @@ def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], 
             layer.trainable = flag
         return model
 
-    trainable = sum(1 for layer in base.layers if layer.trainable and layer.weights)
-    weighted = sum(1 for layer in base.layers if layer.weights)
+    table = freeze_table(model)
     name = Path(P["weights"]).name if P["weights"] not in ("imagenet", "none") else P["weights"]
     desc = (f"{P['backbone']} weights={name} unfreeze_from={P['unfreeze_from']} {P['pooling']} "
             f"dropout={P['dropout']}")
     print(f"{P['backbone']} @ {P['image_size']} px, weights {name}, {policy}: "
-          f"{trainable} of {weighted} weighted backbone layers trainable")
+          f"{int(table.trainable.sum())} of {len(table)} weighted backbone layers trainable")
     return build, desc
 
 
