@@ -33,7 +33,7 @@ def cutmix(x: np.ndarray, y: np.ndarray, lam: float, perm: np.ndarray,
 
 
 class MixedBatches(keras.utils.PyDataset):
-    """Shuffled training batches ``(images, soft labels, sample weights)`` with MixUp
+    """Shuffled, full training batches ``(images, soft labels, sample weights)`` with MixUp
     (``mixup`` = Beta alpha) and/or CutMix (``cutmix`` = Beta alpha); with both, each batch
     uses one of the two at random. ``class_weight`` becomes per-image weights (a mixed image
     weighs by its label mix), since Keras' class_weight needs hard labels."""
@@ -48,10 +48,16 @@ class MixedBatches(keras.utils.PyDataset):
         n_classes = self.y.shape[1]
         self.class_w = np.array([(class_weight or {}).get(c, 1.0) for c in range(n_classes)], "float32")
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
+        self.order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray:
+        # full batches only (a few random images twice per epoch): one compiled train step
+        order = self.rng.permutation(len(self.x))
+        fill = -len(order) % self.batch_size
+        return np.concatenate([order, self.rng.choice(len(order), fill, replace=fill > len(order))])
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        return len(self.order) // self.batch_size
 
     def __getitem__(self, i: int):
         idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
@@ -66,4 +72,4 @@ class MixedBatches(keras.utils.PyDataset):
         return x, y, y @ self.class_w
 
     def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.x))
+        self.order = self._epoch_order()

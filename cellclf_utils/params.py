@@ -79,6 +79,10 @@ SPECS: dict[str, Spec] = {
     "cutmix": Spec(float, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
                           "batch uses one of the two at random", check=lambda x: 0 <= x <= 10,
                    allowed="0 <= cutmix <= 10"),
+    "classifier": Spec(str, "classical stage: logistic regression, RBF SVM or random forest on HOG + colour "
+                            "features", choices=("logreg", "svm", "forest")),
+    "C": Spec(float, "classical stage: inverse regularisation strength (logreg, svm)",
+              check=lambda x: 0 < x <= 1e6, allowed="0 < C <= 1e6"),
 }
 
 _TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
@@ -91,6 +95,8 @@ STAGE_PARAMS = {
     "01_eda_colour": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
                       "folds", "seed"),
     "02_baseline_cnn": _TRAINING,
+    "02b_classical": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
+                      "limit", "folds", "seed", "class_weight", "tta", "classifier", "C"),
     "03_xception": _FINETUNE,
     "04_vgg16": _FINETUNE,
     "05_inception_resnet_v2": _FINETUNE,

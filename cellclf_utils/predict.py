@@ -10,10 +10,20 @@ def dihedral(x: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(y[:, :, ::-1] if k >= 4 else y)
 
 
+def pad_to_batches(x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Return ``x`` with its first rows repeated at the end so its length is a multiple of
+    ``batch_size``: every batch then has one shape, and a compiled step (XLA, JAX) is not
+    traced and compiled a second time for a short last batch."""
+    fill = -len(x) % batch_size
+    return np.concatenate([x, x[np.arange(fill) % len(x)]]) if fill else x
+
+
 def predict_proba(model, x: np.ndarray, batch_size: int = 64, tta: bool = False) -> np.ndarray:
     """Return (N, n_classes) float probabilities; with ``tta`` the mean over the 8 dihedral
     transforms (cells have no up or left, so every view is equally valid)."""
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
     views = range(8) if tta else range(1)
-    return np.mean([model.predict(dihedral(x, k), batch_size=batch_size, verbose=0) for k in views], axis=0)
+    padded = pad_to_batches(x, batch_size)
+    return np.mean([model.predict(dihedral(padded, k), batch_size=batch_size, verbose=0)[:len(x)]
+                    for k in views], axis=0)

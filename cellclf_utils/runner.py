@@ -16,9 +16,9 @@ class RunError(RuntimeError):
 
 
 def notebooks(root: Path | None = None) -> list[Path]:
-    """Return the series' notebooks in order (notebooks/NN_*.ipynb)."""
+    """Return the series' notebooks in order (notebooks/NN_*.ipynb; NNb_*.ipynb sorts after NN_)."""
     root = root or paths.project_root()
-    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return sorted((root / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
 def load_profile(profile: str, root: Path | None = None) -> dict:
@@ -65,6 +65,7 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
     without it; a failing stage stops the run with a RunError naming it.
     """
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
 
     root = paths.project_root()
     P = load_profile(profile, root)
@@ -128,6 +129,13 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
             raise RunError(f"stage {nb.stem} failed: {e.ename}: {e.evalue}\n"
                            f"  executed notebook: {out}\n"
                            f"  fix the cause, then continue with: cellclf run --run-id {P['run_id']} "
+                           f"--profile {profile} --resume") from None
+        except DeadKernelError:
+            _try_html(out)
+            raise RunError(f"stage {nb.stem}: its kernel died (killed, or out of memory: try a smaller "
+                           f"image_size or batch_size)\n"
+                           f"  executed notebook so far: {out}\n"
+                           f"  finished folds are kept; continue with: cellclf run --run-id {P['run_id']} "
                            f"--profile {profile} --resume") from None
         if not runs.is_finished(stage_dir):
             raise RunError(f"stage {nb.stem} ran to the end without writing metrics.json; "

@@ -147,7 +147,8 @@ def save_model_outputs(st: runs.Stage, td: TrainingData, cv, P: dict, model_name
     test_scores = None
     if cv.test is not None and td.ds.test_labels is not None:
         test_scores = metrics.summary(td.ds.test_labels, cv.test, names, seed=P["seed"])
-    st.figure(plots.learning_curves(cv.history), "learning_curves", "Learning curves per fold")
+    if len(cv.history):  # stages without epochs (the classical baseline) have no curves
+        st.figure(plots.learning_curves(cv.history), "learning_curves", "Learning curves per fold")
     st.figure(plots.confusion_matrix(np.array(cv_scores["confusion"]), names,
                                      title="Out-of-fold confusion matrix"),
               "confusion_cv", "Out-of-fold confusion matrix (row-normalised)")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import metrics, predict, runs
+from . import compile_cache, metrics, predict, runs
 from .mixing import MixedBatches
 from .schedules import Schedule, make_optimizer
 
@@ -40,7 +40,7 @@ class BestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         epoch, self.seen = self.seen, self.seen + 1
         logs = logs if logs is not None else {}
-        p = self.model.predict(self.x_val, batch_size=self.batch_size, verbose=0).astype(np.float64)
+        p = predict.predict_proba(self.model, self.x_val, self.batch_size).astype(np.float64)
         p_true = np.clip(p[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.log(p_true).mean())
         logs["val_accuracy"] = float((p.argmax(1) == self.y_val).mean())
@@ -130,6 +130,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
                 "history": pd.read_csv(fold_dir / "history.csv"), "resumed": True}
 
     keras.utils.set_random_seed(params["seed"] * 100 + fold)
+    compiled_before = compile_cache.stats()
     model = build()
     n_classes = model.output_shape[-1]
     best = BestEpoch(x[val_idx], y[val_idx], params["monitor"], params["batch_size"])
@@ -149,7 +150,13 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
                             seed=params["seed"] * 100 + fold)
         fit = dict(x=data, callbacks=[best], verbose=2)
     else:
-        fit = dict(x=x[train_idx], y=targets, batch_size=params["batch_size"], shuffle=True,
+        # full batches only (a few random images twice per epoch), so one compiled train
+        # step serves every batch: a short last batch would be traced and compiled again
+        n_fill = -len(train_idx) % params["batch_size"]
+        fill = np.random.default_rng(params["seed"] * 100 + fold).choice(
+            len(train_idx), n_fill, replace=n_fill > len(train_idx))
+        rows = np.concatenate([np.arange(len(train_idx)), fill])
+        fit = dict(x=x[train_idx][rows], y=targets[rows], batch_size=params["batch_size"], shuffle=True,
                    class_weight=class_weight, callbacks=[best], verbose=2)
     histories = []
     t0 = time.time()
@@ -186,8 +193,12 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     np.savez(tmp, **arrays)
     tmp.replace(fold_dir / "preds.npz")
     runs.write_csv(fold_dir / "history.csv", history)
+    compiled = compile_cache.stats()
     info = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch),
-            "seconds": round(seconds, 2), "images_per_s": round(len(train_idx) * len(history) / seconds, 1)}
+            "seconds": round(seconds, 2), "images_per_s": round(len(train_idx) * len(history) / seconds, 1),
+            # XLA compiles in this fold (JAX backend only; 0 elsewhere) and their seconds
+            "compiles": compiled["compiles"] - compiled_before["compiles"],
+            "compile_s": round(compiled["compile_s"] - compiled_before["compile_s"], 1)}
     runs.write_json(done, info)  # last: the fold counts as finished only now
     return {**info, "val_proba": val_proba, "val_plain": val_plain, "test_proba": test_proba,
             "history": history, "resumed": False}
@@ -198,6 +209,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     """Train one model per fold (``fold_of[i]`` is image i's validation fold) and return
     out-of-fold and fold-averaged test probabilities."""
     fold_of = np.asarray(fold_of)
+    compile_cache.enable()
     oof = oof_plain = None
     tests, hists, rows = [], [], []
     # one schedule length for all folds (the largest training split), so folds can share a
@@ -216,7 +228,8 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
         if rec["test_proba"] is not None:
             tests.append(rec["test_proba"])
         hists.append(rec["history"])
-        rows.append({k: rec[k] for k in ("fold", "best_epoch", "seconds", "images_per_s", "resumed")})
+        rows.append({k: rec.get(k) for k in ("fold", "best_epoch", "seconds", "images_per_s", "compiles",
+                                             "compile_s", "resumed")})
         print(f"fold {fold}: best epoch {rec['best_epoch'] + 1}, {rec['seconds']:.0f} s, "
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")
     keras.backend.clear_session()

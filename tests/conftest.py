@@ -20,6 +20,7 @@ def _isolated(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp()
     monkeypatch.setenv("CELLCLF_CACHE", str(base / "cache"))
     monkeypatch.setenv("CELLCLF_RUNS", str(base / "runs"))
+    monkeypatch.setenv("CELLCLF_COMPILE_CACHE", str(base / "xla"))
     monkeypatch.setenv("CELLCLF_ROOT", str(ROOT))
 
 

@@ -58,3 +58,24 @@ def test_profile_stage_sections_are_checked(tmp_path, capsys):
     prof.write_text("profile: custom\nstages:\n  09_nothing:\n    epochs: 3\n")
     assert cli.main(["run", "--profile", str(prof)]) == 1
     assert "stages.09_nothing names no notebook" in capsys.readouterr().err
+
+
+def test_a_dead_kernel_names_the_stage_and_how_to_resume(tmp_path, monkeypatch):
+    """A kernel killed mid-stage (out of memory, kill -9) gives the stage and the resume
+    command, not papermill's bare 'Kernel died'."""
+    import nbformat as nbf
+    import pytest
+    from cellclf_utils import runner
+
+    root = tmp_path / "project"
+    (root / "notebooks" / "profiles").mkdir(parents=True)
+    (root / "notebooks" / "profiles" / "quick.yaml").write_text("profile: quick\n")
+    nb = nbf.v4.new_notebook()
+    params = nbf.v4.new_code_cell('profile = ""\nrun_id = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbf.v4.new_code_cell("import os\nos._exit(9)")]
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": "cellclf", "language": "python"}
+    nbf.write(nb, root / "notebooks" / "01_dies.ipynb")
+    monkeypatch.setenv("CELLCLF_ROOT", str(root))
+    with pytest.raises(runner.RunError, match=r"(?s)01_dies: its kernel died.*--run-id doomed.*--resume"):
+        runner.run_series("quick", run_id="doomed", progress=False)

@@ -49,7 +49,7 @@ def test_run_folder_contract(smoke_run):
     folds = pd.read_csv(run_dir / "folds.csv")
     assert list(folds.columns) == ["id", "fold", "group", "label"] and len(folds) == 42
     assert (folds.groupby("group").fold.nunique() == 1).all()
-    for stage in ("01_eda_colour", "02_baseline_cnn"):
+    for stage in ("01_eda_colour", "02_baseline_cnn", "02b_classical"):
         d = run_dir / stage
         for name in ("notebook.ipynb", "notebook.html", "params.json", "metrics.json"):
             assert (d / name).is_file(), f"{stage}/{name} missing"
@@ -71,6 +71,9 @@ def test_run_folder_contract(smoke_run):
     assert (d / "fold0" / "model.weights.h5").exists() and (d / "fold1" / "model.weights.h5").exists()
     m = json.loads((d / "metrics.json").read_text())
     assert 0 <= m["cv"]["accuracy"] <= 1 and m["test"]["n"] == 12
+    hog = pd.read_csv(run_dir / "02b_classical" / "oof.csv")
+    assert list(hog.columns) == list(oof.columns) and set(hog.id) == set(oof.id)
+    assert "02b_classical/notebook.html" in (run_dir / "index.html").read_text()
     eda = json.loads((run_dir / "01_eda_colour" / "metrics.json").read_text())
     assert eda["counts"] == {c: 14 for c in classes}
     index = (run_dir / "index.html").read_text()

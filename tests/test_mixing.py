@@ -37,8 +37,9 @@ def test_mixed_batches_cover_the_data_and_weight_classes():
     ds = mixing.MixedBatches(x, y, 4, class_weight={0: 2.0, 1: 1.0, 2: 0.5}, seed=1)
     assert len(ds) == 3
     xs, ys, ws = zip(*(ds[i] for i in range(len(ds))))
-    assert sum(len(b) for b in xs) == 10 and xs[0].dtype == np.float32
-    # no mixing: each image once, weight = its class weight
+    # full batches (one compiled step): 12 rows, every image at least once
+    assert [len(b) for b in xs] == [4, 4, 4] and xs[0].dtype == np.float32
+    # no mixing: weight = its class weight
     seen = np.concatenate([b.reshape(len(b), -1)[:, :5] for b in xs])
     assert len({tuple(r) for r in seen}) == 10
     expected = {0: 2.0, 1: 1.0, 2: 0.5}

@@ -177,3 +177,45 @@ def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_pa
     steps = -(-32 // 16)
     assert int(model.optimizer.iterations) == 2 * steps  # reset, not 3 folds' worth
     assert [it for _, it in seen[1:]] == [2 * steps, 2 * steps]  # each fold ended at its own count
+
+
+def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path):
+    """Uneven folds, a short last batch and TTA still give one train and one predict trace:
+    a second shape would mean a second XLA compile (20-70 s for a big backbone on a GPU)."""
+    import keras
+    shapes = {"train": set(), "predict": set()}
+
+    def first_shape(data):
+        return tuple(keras.tree.flatten(data)[0].shape)
+
+    class Counting(keras.Model):
+        def train_step(self, data):
+            shapes["train"].add(first_shape(data))
+            return super().train_step(data)
+
+        def predict_step(self, data):
+            shapes["predict"].add(first_shape(data))
+            return super().predict_step(data)
+
+    inp = keras.Input((16, 16, 3))
+    model = Counting(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
+    initial = model.get_weights()
+
+    def build():
+        model.set_weights(initial)
+        return model
+
+    x, y = _toy(50)  # 3 folds: 33/33/34 training and 17/17/16 validation images, batches of 16
+    cv = train.cross_validate(build, x, y, np.arange(50) % 3, x[:5], _params(epochs=2, tta=True), tmp_path)
+    assert shapes == {"train": {(16, 16, 16, 3)}, "predict": {(16, 16, 16, 3)}}
+    assert cv.oof.shape == (50, 2) and cv.test.shape == (5, 2) and not np.isnan(cv.oof).any()
+
+
+def test_padded_prediction_equals_plain_prediction():
+    import keras
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inp)))
+    x = np.random.default_rng(1).integers(0, 255, (13, 8, 8, 3)).astype(np.uint8)
+    assert predict.pad_to_batches(x, 5).shape[0] == 15 and predict.pad_to_batches(x, 13) is x
+    np.testing.assert_allclose(predict.predict_proba(model, x, batch_size=5),
+                               model.predict(x.astype("float32"), batch_size=13, verbose=0), rtol=1e-5, atol=1e-6)

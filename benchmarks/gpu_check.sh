@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One device call on a lent GPU machine (JAX, no TensorFlow, no internet): install the carried
+# wheels, time the train step three ways (benchmarks/throughput.py), then run a fine-tuning
+# stage of the series headless on Herlev through `cellclf run`. Results land in $OUT.
+#
+# Prepare here:  bash ../shared/gpu/carry-wheels.sh .whl ImageHash
+#                mkdir -p .gpu-carry && cp -r ../shared/data/herlev .gpu-carry/   (never committed)
+# Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series]`. Knobs: BENCH_ARGS,
+# BENCH_VARIANTS (default "project naive"; add "stage" for the fine-tuning stage's own model), SERIES_ARGS, BENCH_S, SERIES_S,
+# PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
+set -uo pipefail
+PART=${1:-all}
+OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
+PY=${PY:-python3}
+if [ -z "${SKIP_INSTALL:-}" ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+  export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH
+  $PY -m ipykernel install --prefix /tmp/jk --name cellclf >/dev/null && export JUPYTER_PATH=/tmp/jk/share/jupyter
+fi
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+# JAX takes 75% of the card at start otherwise, and timm/torch shares the card in this script
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+export CELLCLF_COMPILE_CACHE=${CELLCLF_COMPILE_CACHE:-/tmp/xla-cache}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt"
+$PY -c "import jax, keras, sys; print('python', sys.version.split()[0], 'jax', jax.__version__, 'keras', keras.__version__, jax.devices())" | tee -a "$OUT/device.txt"
+
+quiet() { grep -v -e '^I0000' -e '^W0000' -e '^WARNING: All log' -e 'absl::InitializeLog' -e 'Autotune' -e '^E0000'; }
+if [ "$PART" != series ]; then
+t0=$(date +%s)
+# timm/torch in its own process first, so the two frameworks never hold the card together
+timeout "${TIMM_S:-120}" $PY benchmarks/throughput.py --variants timm --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
+timeout "${BENCH_S:-330}" $PY benchmarks/throughput.py --variants ${BENCH_VARIANTS:-project naive} --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
+echo "benchmark wall: $(( $(date +%s) - t0 )) s"
+fi
+
+if [ "$PART" != bench ]; then
+t1=$(date +%s)
+timeout "${SERIES_S:-200}" $PY -m cellclf_utils.cli run --profile full --only 03 --data .gpu-carry/herlev \
+  --classes herlev3 --run-id gpu-03 --log-output -p weights none ${SERIES_ARGS:-} 2>&1 | quiet \
+  | grep -v -e '^Epoch ' -e 'step - ' | tail -40
+echo "series wall: $(( $(date +%s) - t1 )) s"
+for f in runs/gpu-03/03_xception/fold*/done.json; do echo "$f: $(cat "$f")"; done 2>/dev/null
+tar czf "$OUT/gpu-03.tgz" --exclude='*.weights.h5' runs/gpu-03 2>/dev/null
+fi
+[ -f "$OUT/throughput.csv" ] && { echo; $PY benchmarks/throughput.py --table "$OUT/throughput.csv"; }
+exit 0

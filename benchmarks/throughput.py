@@ -1,0 +1,217 @@
+"""Training throughput per backbone, three ways on the same card, batch size and precision:
+
+  project   cellclf's path: uint8 images streamed by model.fit (one batch ahead), preprocessing
+            inside the compiled step, full batches only, mixed precision, every layer trainable
+  stage     the same, with the stage's own freeze policy and `seed` augmentation on the device
+            (what a fine-tuning stage runs)
+  naive     keras.applications model, float32 batches preprocessed on the host, train_on_batch
+  timm      timm/torch, channels-last, bf16 autocast, data already on the device
+
+Random images (never zeros). Images/s is measured after warm-up, from the host clock after a
+device sync; compile seconds are XLA's (JAX) or the first epoch's extra time.
+
+usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
+       [--batch-size 64] [--steps 20] [--variants project stage naive timm] [--csv out.csv]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+TIMM_NAMES = {"vgg16": ["vgg16"], "xception": ["legacy_xception", "xception"],
+              "inception_resnet_v2": ["inception_resnet_v2"], "mobilenet_v2": ["mobilenetv2_100"],
+              "resnet50": ["resnet50"], "efficientnetv2_b0": ["tf_efficientnetv2_b0"]}
+N_CLASSES = 3
+
+
+def _data(n: int, size: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), rng.integers(0, N_CLASSES, n)
+
+
+def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool) -> dict:
+    """Return images/s and compile seconds of cellclf's own model and fit path."""
+    import keras
+    from cellclf_utils import augment, backbones, compile_cache
+    from cellclf_utils.schedules import make_optimizer
+
+    model = backbones.build(name, size, N_CLASSES, weights="none",
+                            unfreeze_from=None if stage else "all",
+                            augment=augment.pipeline("seed", 0) if stage else None)
+    model.compile(optimizer=make_optimizer("sgd", 1e-3), loss="categorical_crossentropy")
+    x, y = _data(bs * steps, size)
+    y = keras.utils.to_categorical(y, N_CLASSES)
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):  # Keras syncs the device state at epoch end
+            times.append(time.perf_counter() - self.t)
+
+    before = compile_cache.stats()
+    model.fit(x, y, batch_size=bs, epochs=3, shuffle=True, verbose=0, callbacks=[Clock()])
+    compiled = compile_cache.stats()["compile_s"] - before["compile_s"]
+    steady = min(times[1:])
+    return {"img_s": bs * steps / steady, "compile_s": compiled or times[0] - steady}
+
+
+def keras_naive(name: str, size: int, bs: int, steps: int) -> dict:
+    """Return images/s of a plain keras.applications model fed float32 numpy batches."""
+    import keras
+    from cellclf_utils import backbones
+
+    spec = backbones.get(name)
+    base = getattr(keras.applications, spec.constructor)(include_top=False, weights=None,
+                                                         input_shape=(size, size, 3))
+    out = keras.layers.Dense(N_CLASSES, activation="softmax", dtype="float32")(
+        keras.layers.GlobalAveragePooling2D()(base.output))
+    model = keras.Model(base.input, out)
+    model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="categorical_crossentropy")
+    x, y = _data(bs * 4, size, seed=1)
+    xf = (x.astype("float32") / 127.5 - 1.0)  # host-side preprocessing, as a notebook would
+    yf = keras.utils.to_categorical(y, N_CLASSES)
+    batches = [(xf[i * bs:(i + 1) * bs], yf[i * bs:(i + 1) * bs]) for i in range(4)]
+    t = time.perf_counter()
+    for xb, yb in batches[:2]:
+        model.train_on_batch(xb, yb)
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(steps):
+        xb, yb = batches[i % 4]
+        model.train_on_batch(xb, yb)  # returns numpy logs: waits for the device every step
+    dt = time.perf_counter() - t
+    return {"img_s": bs * steps / dt, "compile_s": first - 2 * dt / steps}
+
+
+def timm_torch(name: str, size: int, bs: int, steps: int) -> dict:
+    """Return images/s of the timm model on torch (bf16 autocast, channels-last)."""
+    import timm
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("no CUDA device for torch")
+    model = None
+    for tname in TIMM_NAMES.get(name, [name]):
+        try:
+            model = timm.create_model(tname, pretrained=False, num_classes=N_CLASSES)
+            break
+        except Exception:
+            continue
+    if model is None:
+        raise RuntimeError(f"timm has no model for {name}")
+    dev = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    model = model.to(dev).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    gen = torch.Generator(device=dev).manual_seed(0)
+    xs = [torch.rand(bs, 3, size, size, device=dev, generator=gen).contiguous(memory_format=torch.channels_last)
+          for _ in range(4)]
+    ys = [torch.randint(0, N_CLASSES, (bs,), device=dev, generator=gen) for _ in range(4)]
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(i):
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = loss_fn(model(xs[i % 4]), ys[i % 4])
+        loss.backward()
+        opt.step()
+
+    t = time.perf_counter()
+    for i in range(3):
+        step(i)
+    torch.cuda.synchronize()
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t
+    return {"img_s": bs * steps / dt, "compile_s": first - 3 * dt / steps}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["xception@299", "vgg16@224", "inception_resnet_v2@299"])
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    ap.add_argument("--variants", nargs="+", default=["project", "naive", "timm", "stage"],
+                    choices=["project", "stage", "naive", "timm"])
+    ap.add_argument("--stage-models", nargs="*", default=["xception"],
+                    help="models that also get the 'stage' variant (each is one more compile)")
+    ap.add_argument("--csv", default=None, help="append rows here as they finish")
+    ap.add_argument("--table", metavar="CSV", help="print the Markdown table of a CSV written earlier, and exit")
+    a = ap.parse_args()
+    if a.table:
+        with open(a.table, newline="") as f:
+            print(table(list(csv.DictReader(f))))
+        return
+
+    import keras
+    from cellclf_utils import compile_cache, precision
+
+    policy = precision.auto()
+    compile_cache.enable(tempfile.mkdtemp(prefix="xla-"))  # fresh: every compile is counted
+    devices = ", ".join(keras.distribution.list_devices()) if keras.backend.backend() == "jax" else "default"
+    print(f"Keras {keras.__version__} on {keras.backend.backend()} ({devices}); policy {policy}; "
+          f"batch {a.batch_size}; {platform.node()}", flush=True)
+    rows = []
+    for item in a.models:
+        name, size = item.split("@")
+        size = int(size)
+        for variant in a.variants:
+            if variant == "stage" and name not in a.stage_models:
+                continue
+            t = time.perf_counter()
+            try:
+                if variant in ("project", "stage"):
+                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant == "stage")
+                elif variant == "naive":
+                    r = keras_naive(name, size, a.batch_size, a.steps)
+                else:
+                    r = timm_torch(name, size, a.batch_size, a.steps)
+                row = {"model": name, "size": size, "variant": variant, "img_s": round(r["img_s"], 1),
+                       "compile_s": round(r["compile_s"], 1), "note": ""}
+            except Exception as e:  # one missing library or model must not lose the other rows
+                row = {"model": name, "size": size, "variant": variant, "img_s": "", "compile_s": "",
+                       "note": f"{type(e).__name__}: {str(e)[:120]}"}
+            row["wall_s"] = round(time.perf_counter() - t, 1)
+            rows.append(row)
+            print(row, flush=True)
+            if a.csv:
+                new = not Path(a.csv).exists()
+                with open(a.csv, "a", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=list(row))
+                    if new:
+                        w.writeheader()
+                    w.writerow(row)
+            keras.backend.clear_session()
+    print("\n" + table(rows))
+
+
+def table(rows: list[dict]) -> str:
+    """Return the rows as a Markdown table with each variant's speed relative to naive."""
+    lines = ["| model | size | variant | images/s | compile s | vs naive |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        naive = next((float(q["img_s"]) for q in rows if q["model"] == r["model"] and q["variant"] == "naive"
+                      and q["img_s"] != ""), None)
+        ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and r["img_s"] != "" else ""
+        lines.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r['img_s'] or r['note']} | "
+                     f"{r['compile_s']} | {ratio} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
