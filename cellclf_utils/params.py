@@ -83,6 +83,11 @@ SPECS: dict[str, Spec] = {
                             "features", choices=("logreg", "svm", "forest")),
     "C": Spec(float, "classical stage: inverse regularisation strength (logreg, svm)",
               check=lambda x: 0 < x <= 1e6, allowed="0 < C <= 1e6"),
+    "members": Spec(str, "ensemble: comma-separated stage folders to combine; '' = every finished model "
+                         "stage that scored all training images"),
+    "submit": Spec(str, "ensemble: the model whose test predictions become submission.csv: best (highest "
+                        "out-of-fold accuracy), a combiner (mean, weights, stacking, weights+bias) or a stage",
+                   check=lambda s: s.strip() != "", allowed="best, a combiner or a stage name"),
 }
 
 _TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
@@ -100,6 +105,7 @@ STAGE_PARAMS = {
     "03_xception": _FINETUNE,
     "04_vgg16": _FINETUNE,
     "05_inception_resnet_v2": _FINETUNE,
+    "07_ensemble": ("data_dir", "classes", "run_id", "profile", "on_bad_image", "seed", "members", "submit"),
 }
 
 

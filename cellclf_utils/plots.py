@@ -340,3 +340,20 @@ def per_class_recall(recall: dict, title=None):
     ax.set(xlabel="class", ylabel="recall", title=title or "Recall per class")
     _rotate_if_crowded(ax, names)
     return fig
+
+
+def model_comparison(table: pd.DataFrame, floor: float | None = None, title=None):
+    """Return horizontal bars of out-of-fold accuracy with 95% CIs (columns model, accuracy,
+    ci_low, ci_high), ensembles in a second colour, and the majority-class floor if given."""
+    t = table.iloc[::-1]  # best on top
+    fig, ax = plt.subplots(layout="constrained", figsize=(7, 0.45 * len(t) + 1.4))
+    colours = ["tab:orange" if str(m).startswith("ensemble") else "tab:blue" for m in t.model]
+    err = np.vstack([t.accuracy - t.ci_low, t.ci_high - t.accuracy])
+    bars = ax.barh(list(t.model), t.accuracy, xerr=err, color=colours, capsize=3)
+    ax.bar_label(bars, labels=[f"{a:.1%}" for a in t.accuracy], padding=18, fontsize=8)
+    if floor is not None:
+        ax.axvline(floor, color="k", ls=":", lw=1)
+        ax.text(floor, 0.005, " largest class", transform=ax.get_xaxis_transform(), fontsize=8, va="bottom")
+    ax.set_xlim(0, 1.1)
+    ax.set(xlabel="out-of-fold accuracy (95% CI)", title=title or "Members and ensembles")
+    return fig

@@ -14,7 +14,7 @@ import pandas as pd
 
 import keras
 
-from . import augment, backbones, data, folds, metrics, params, paths, plots, precision, runs
+from . import augment, backbones, data, ensemble, folds, metrics, params, paths, plots, precision, runs
 
 
 def start(stage: str, namespace: dict) -> tuple[runs.Stage, dict]:
@@ -190,3 +190,35 @@ def eda_metrics(ds: data.Dataset, dup, cross: pd.DataFrame) -> dict:
             "images_in_duplicate_groups": int(group_sizes[group_sizes > 1].sum()),
             "train_test_duplicates": int(len(cross)),
             "skipped": ds.skipped, "ignored": ds.ignored}
+
+
+def save_ensemble_outputs(st: runs.Stage, ds: data.Dataset, m, table: pd.DataFrame, oof: dict,
+                          choice: str, P: dict) -> dict:
+    """Write leaderboard.csv, submission.csv (test images, when members predicted them) and the
+    ensemble's figures; return the metrics dict for ``st.finish`` (CV scores of ``choice``)."""
+    names = m.classes
+    st.write_csv("leaderboard.csv", table)
+    cv_scores = metrics.summary(m.y, oof[choice], names, seed=P["seed"])
+    floor = float(np.bincount(m.y).max() / len(m.y))
+    st.figure(plots.model_comparison(table, floor), "models", "Members and ensembles, out-of-fold accuracy")
+    st.figure(plots.per_class_recall(cv_scores["per_class_recall"], title=f"Recall per class: {choice}"),
+              "recall_cv", f"Out-of-fold recall per class of the submitted model ({choice})")
+    st.figure(plots.confusion_matrix(np.array(cv_scores["confusion"]), names, title=choice),
+              "confusion_cv", "Out-of-fold confusion matrix of the submitted model (row-normalised)")
+    test_scores, n_test = None, 0
+    proba = ensemble.predict_test(m, choice)
+    if proba is not None:
+        sub = ensemble.submission(m.test_ids, proba, names)
+        st.write_csv("submission.csv", sub)
+        n_test = len(sub)
+        if ds.test_labels is not None:
+            truth = dict(zip(ds.test_ids, ds.test_labels))
+            test_scores = metrics.summary(np.array([truth[i] for i in m.test_ids]), proba, names, seed=P["seed"])
+    weights = ensemble.fit_full(m, "ensemble: weights")
+    print(format_scores(f"out-of-fold, {choice}", cv_scores))
+    if test_scores:
+        print(format_scores(f"test, {choice}", test_scores))
+    return {"kind": "ensemble", "model": choice, "classes": names, "n_train": int(len(m.y)),
+            "n_test": n_test, "folds": int(len(np.unique(m.fold))), "members": m.names,
+            "weights": dict(zip(m.names, np.round(weights, 4).tolist())), "cv": cv_scores,
+            "test": test_scores}

@@ -71,6 +71,14 @@ def test_run_folder_contract(smoke_run):
     assert (d / "fold0" / "model.weights.h5").exists() and (d / "fold1" / "model.weights.h5").exists()
     m = json.loads((d / "metrics.json").read_text())
     assert 0 <= m["cv"]["accuracy"] <= 1 and m["test"]["n"] == 12
+    ens = run_dir / "07_ensemble"
+    sub = pd.read_csv(ens / "submission.csv")
+    assert list(sub.columns) == ["id", "label"] and len(sub) == 12 and set(sub.label) <= set(classes)
+    assert set(sub.id) == set(test.id)
+    board = pd.read_csv(ens / "leaderboard.csv")
+    assert {"ensemble: mean", "ensemble: stacking", "02_baseline_cnn"} <= set(board.model)
+    em = json.loads((ens / "metrics.json").read_text())
+    assert em["kind"] == "ensemble" and em["test"]["n"] == 12 and "02_baseline_cnn" in em["members"]
     hog = pd.read_csv(run_dir / "02b_classical" / "oof.csv")
     assert list(hog.columns) == list(oof.columns) and set(hog.id) == set(oof.id)
     assert "02b_classical/notebook.html" in (run_dir / "index.html").read_text()

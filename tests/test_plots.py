@@ -239,3 +239,13 @@ def test_learning_curves_shade_the_head_phase_and_skip_labels():
     spans = [p for p in fig.axes[0].patches]
     assert len(spans) == 1 and spans[0].get_x() == -0.5
     assert "head warm-up" in [t.get_text() for t in fig.legends[0].texts]
+
+
+def test_model_comparison_shows_every_model_with_its_interval():
+    import pandas as pd
+    t = pd.DataFrame({"model": ["ensemble: mean", "02_cnn", "03_x"], "accuracy": [0.8, 0.7, 0.6],
+                      "ci_low": [0.75, 0.65, 0.55], "ci_high": [0.85, 0.75, 0.65]})
+    fig = plots.model_comparison(t, floor=0.5)
+    ax = fig.axes[0]
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["03_x", "02_cnn", "ensemble: mean"]
+    assert len(ax.patches) == 3 and ax.patches[2].get_width() == 0.8
