@@ -48,6 +48,19 @@ def _cmd_check(a) -> int:
     return 0
 
 
+def _cmd_split(a) -> int:
+    from . import split
+    rep = split.split(a.dir, a.out, a.test_fraction, a.seed, progress=not a.quiet)
+    print(f"{rep['out']}: {rep['train']} training images, {rep['test']} hidden test images "
+          f"(test_labels.csv kept aside for scoring); {rep['duplicate_groups']} near-duplicate group(s), "
+          f"{rep['groups_split_across']} split across train and test")
+    for c, n in rep["per_class"].items():
+        print(f"  {c}: {n['train']} train / {n['test']} test")
+    if rep["source_test_images_left_out"]:
+        print(f"  ({rep['source_test_images_left_out']} unlabeled test image(s) of the source were not copied)")
+    return 0
+
+
 def _cmd_run(a) -> int:
     from . import runner
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
@@ -87,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cellclf", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    d = sub.add_parser("data", help="datasets: generate the synthetic set, check a folder")
+    d = sub.add_parser("data", help="datasets: generate the synthetic set, check a folder, split off a test set")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
     s = dsub.add_parser("synth", help="generate the embedded synthetic stained-cell dataset")
     s.add_argument("out")
@@ -103,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--classes", default="", help="preset (herlev3, ...) or YAML mapping; default one class per folder")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=_cmd_check)
+    sp = dsub.add_parser("split", help="competition-style split: train/ class folders, hidden test/ + test_labels.csv")
+    sp.add_argument("dir", help="labelled dataset folder or CSV manifest")
+    sp.add_argument("out", help="new folder (must not exist or be empty)")
+    sp.add_argument("--test-fraction", type=float, default=0.2)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--quiet", action="store_true")
+    sp.set_defaults(func=_cmd_split)
 
     r = sub.add_parser("run", help="run the notebook series through papermill and write the report")
     r.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile")
@@ -134,7 +154,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as e:
+    except (ValueError, RuntimeError, FileNotFoundError, FileExistsError) as e:
         # our errors say what to do; a traceback would bury that
         print(f"cellclf: {e}", file=sys.stderr)
         return 2

@@ -83,6 +83,15 @@ SPECS: dict[str, Spec] = {
                             "features", choices=("logreg", "svm", "forest")),
     "C": Spec(float, "classical stage: inverse regularisation strength (logreg, svm)",
               check=lambda x: 0 < x <= 1e6, allowed="0 < C <= 1e6"),
+    "teacher": Spec(str, "pseudo-labelling: comma-separated finished stages to retrain with their own confident "
+                         "test predictions; '' = the best trained stage"),
+    "threshold": Spec(float, "pseudo-labelling: least top-class probability for a test image to be used",
+                      check=lambda x: 0 < x <= 1, allowed="0 < threshold <= 1"),
+    "per_class_cap": Spec(int, "pseudo-labelling: at most this many pseudo-labels per class and fold (0 = no cap)",
+                          check=lambda x: x >= 0, allowed=">= 0"),
+    "soft": Spec(bool, "pseudo-labelling: train on the teacher's probabilities instead of its top class"),
+    "rounds": Spec(int, "pseudo-labelling: teacher -> student rounds (each student teaches the next)",
+                   check=lambda x: 1 <= x <= 5, allowed="1..5"),
     "members": Spec(str, "ensemble: comma-separated stage folders to combine; '' = every finished model "
                          "stage that scored all training images"),
     "submit": Spec(str, "ensemble: the model whose test predictions become submission.csv: best (highest "
@@ -105,6 +114,8 @@ STAGE_PARAMS = {
     "03_xception": _FINETUNE,
     "04_vgg16": _FINETUNE,
     "05_inception_resnet_v2": _FINETUNE,
+    "06_pseudo_labelling": ("data_dir", "classes", "run_id", "profile", "on_bad_image", "seed", "teacher",
+                            "threshold", "per_class_cap", "soft", "rounds"),
     "07_ensemble": ("data_dir", "classes", "run_id", "profile", "on_bad_image", "seed", "members", "submit"),
 }
 

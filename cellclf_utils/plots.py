@@ -357,3 +357,19 @@ def model_comparison(table: pd.DataFrame, floor: float | None = None, title=None
     ax.set_xlim(0, 1.1)
     ax.set(xlabel="out-of-fold accuracy (95% CI)", title=title or "Members and ensembles")
     return fig
+
+
+def before_after(table: pd.DataFrame, title=None):
+    """Return paired bars of out-of-fold accuracy before and after pseudo-labelling, one pair
+    per teacher and round (columns teacher, round, cv_before, cv_after)."""
+    names = [f"{t}\nround {r}" for t, r in zip(table.teacher, table["round"])]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(layout="constrained", figsize=(max(5, 1.6 * len(names) + 2), 3.8))
+    for offset, col, label in ((-0.2, "cv_before", "teacher"), (0.2, "cv_after", "student (+ pseudo-labels)")):
+        bars = ax.bar(x + offset, table[col], 0.4, label=label)
+        ax.bar_label(bars, labels=[f"{v:.1%}" for v in table[col]], padding=2, fontsize=8)
+    ax.set_xticks(x, names)
+    ax.set_ylim(0, 1.12)
+    ax.set(ylabel="out-of-fold accuracy", title=title or "Pseudo-labelling: before and after")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig

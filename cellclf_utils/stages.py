@@ -5,6 +5,7 @@ folds, images. save_model_outputs: oof.csv, test.csv, history.csv, scores and fi
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,7 +15,7 @@ import pandas as pd
 
 import keras
 
-from . import augment, backbones, data, ensemble, folds, metrics, params, paths, plots, precision, runs
+from . import augment, backbones, data, ensemble, folds, metrics, models, params, paths, plots, precision, pseudo, runs, train
 
 
 def start(stage: str, namespace: dict) -> tuple[runs.Stage, dict]:
@@ -222,3 +223,46 @@ def save_ensemble_outputs(st: runs.Stage, ds: data.Dataset, m, table: pd.DataFra
             "n_test": n_test, "folds": int(len(np.unique(m.fold))), "members": m.names,
             "weights": dict(zip(m.names, np.round(weights, 4).tolist())), "cv": cv_scores,
             "test": test_scores}
+
+
+def stage_model(stage_params: dict, n_classes: int) -> Callable[[], keras.Model]:
+    """Return ``build()`` for a finished stage's model from its params.json: its backbone
+    (03-05) or the baseline CNN (02)."""
+    if "backbone" in stage_params:
+        return backbone_model(stage_params, n_classes)[0]
+    return lambda: models.baseline_cnn(stage_params["image_size"], n_classes, stage_params["pooling"],
+                                       stage_params["dropout"], stage_params["augment"], stage_params["seed"])
+
+
+def pseudo_label(st: runs.Stage, P: dict, teacher: str) -> tuple[TrainingData, train.CVResult, list[dict], dict]:
+    """Retrain finished stage ``teacher`` with pseudo-labelled test images, ``P['rounds']``
+    times (each round's student teaches the next); return the teacher's images, the last
+    round's CV result, one row per round (teacher's and student's out-of-fold and test
+    accuracy, pseudo-labels used and their accuracy where test labels exist) and the
+    teacher's parameters (which the student reuses)."""
+    TP = {**json.loads((st.run_dir / teacher / "params.json").read_text()), "run_id": P["run_id"]}
+    td = training_data(st, TP)
+    if not len(td.x_test):
+        raise pseudo.PseudoError("the dataset has no test images to pseudo-label (add a test/ folder, "
+                                 "or make one with `cellclf data split`)")
+    blocked = pseudo.blocked_by_fold(folds.train_test_duplicates(td.ds), dict(zip(td.ids, td.fold)),
+                                     td.ds.test_ids)
+    proba = {int(k): pseudo.teacher_fold_proba(st.run_dir / teacher, int(k)) for k in np.unique(td.fold)}
+    before = json.loads((st.run_dir / teacher / "metrics.json").read_text())
+    rows, acc_before = [], (before["cv"]["accuracy"], (before.get("test") or {}).get("accuracy"))
+    for r in range(1, P["rounds"] + 1):
+        extras = pseudo.fold_extras(proba, td.x_test, P["threshold"], P["per_class_cap"], P["soft"], blocked)
+        print(f"{teacher}, round {r}: " + ", ".join(f"fold {k}: {len(e[2])}" for k, e in extras.items())
+              + " pseudo-labelled test images")
+        cv = train.cross_validate(stage_model(TP, len(td.class_names)), td.x, td.y, td.fold, td.x_test, TP,
+                                  st.dir / teacher / f"round{r}", extra_for_fold=lambda k: extras[k][:2])
+        after = metrics.summary(td.y, cv.oof, td.class_names, seed=TP["seed"])
+        test_after = (float((cv.test.argmax(1) == td.ds.test_labels).mean())
+                      if cv.test is not None and td.ds.test_labels is not None else None)
+        rows.append({"teacher": teacher, "round": r, "pseudo_labels": int(np.mean([len(e[2]) for e in extras.values()])),
+                     "pseudo_label_accuracy": pseudo.label_accuracy(proba, extras, td.ds.test_labels),
+                     "cv_before": acc_before[0], "cv_after": after["accuracy"],
+                     "test_before": acc_before[1], "test_after": test_after})
+        acc_before = (after["accuracy"], test_after)
+        proba = {k: np.load(st.dir / teacher / f"round{r}" / f"fold{k}" / "preds.npz")["test"] for k in proba}
+    return td, cv, rows, TP

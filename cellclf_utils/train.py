@@ -111,10 +111,11 @@ def signature(params: dict) -> str:
 
 
 def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test, params: dict,
-             fold: int, fold_dir: Path, steps: int | None = None) -> dict:
+             fold: int, fold_dir: Path, steps: int | None = None, extra=None) -> dict:
     """Train one fold and return its record (val/test probabilities, history, timing);
     if ``fold_dir`` holds a finished fold with the same parameters, load it instead.
-    ``steps`` (per epoch) sizes the learning-rate schedule; default: this fold's."""
+    ``steps`` (per epoch) sizes the learning-rate schedule; default: this fold's. ``extra``:
+    ``(images, target probabilities)`` trained on beside the fold's split (pseudo-labels)."""
     fold_dir = Path(fold_dir)
     sig = signature(params)
     done = fold_dir / "done.json"
@@ -141,22 +142,27 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
                                                                        y=y[train_idx])))
     # one-hot targets so label smoothing applies; the loss is the same cross-entropy otherwise
     targets = keras.utils.to_categorical(y[train_idx], n_classes)
-    print(f"fold {fold}: {len(train_idx)} train / {len(val_idx)} validation images")
-    steps = steps or -(-len(train_idx) // params["batch_size"])
+    x_train = x[train_idx]
+    if extra is not None and len(extra[0]):
+        x_train = np.concatenate([x_train, extra[0]])
+        targets = np.concatenate([targets, np.asarray(extra[1], targets.dtype)])
+    print(f"fold {fold}: {len(train_idx)} train / {len(val_idx)} validation images"
+          + (f" + {len(extra[0])} pseudo-labelled" if extra is not None and len(extra[0]) else ""))
+    steps = steps or -(-len(x_train) // params["batch_size"])
     if params.get("mixup", 0) or params.get("cutmix", 0):
         # MixUp/CutMix mix labels too, so batches come from a PyDataset rather than arrays
-        data = MixedBatches(x[train_idx], targets, params["batch_size"], mixup=params.get("mixup", 0),
+        data = MixedBatches(x_train, targets, params["batch_size"], mixup=params.get("mixup", 0),
                             cutmix=params.get("cutmix", 0), class_weight=class_weight,
                             seed=params["seed"] * 100 + fold)
         fit = dict(x=data, callbacks=[best], verbose=2)
     else:
         # full batches only (a few random images twice per epoch), so one compiled train
         # step serves every batch: a short last batch would be traced and compiled again
-        n_fill = -len(train_idx) % params["batch_size"]
+        n_fill = -len(x_train) % params["batch_size"]
         fill = np.random.default_rng(params["seed"] * 100 + fold).choice(
-            len(train_idx), n_fill, replace=n_fill > len(train_idx))
-        rows = np.concatenate([np.arange(len(train_idx)), fill])
-        fit = dict(x=x[train_idx][rows], y=targets[rows], batch_size=params["batch_size"], shuffle=True,
+            len(x_train), n_fill, replace=n_fill > len(x_train))
+        rows = np.concatenate([np.arange(len(x_train)), fill])
+        fit = dict(x=x_train[rows], y=targets[rows], batch_size=params["batch_size"], shuffle=True,
                    class_weight=class_weight, callbacks=[best], verbose=2)
     histories = []
     t0 = time.time()
@@ -195,7 +201,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     runs.write_csv(fold_dir / "history.csv", history)
     compiled = compile_cache.stats()
     info = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch),
-            "seconds": round(seconds, 2), "images_per_s": round(len(train_idx) * len(history) / seconds, 1),
+            "seconds": round(seconds, 2), "images_per_s": round(len(x_train) * len(history) / seconds, 1),
             # XLA compiles in this fold (JAX backend only; 0 elsewhere) and their seconds
             "compiles": compiled["compiles"] - compiled_before["compiles"],
             "compile_s": round(compiled["compile_s"] - compiled_before["compile_s"], 1)}
@@ -205,21 +211,24 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
 
 
 def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict,
-                   stage_dir: Path) -> CVResult:
+                   stage_dir: Path, extra_for_fold: Callable[[int], tuple] | None = None) -> CVResult:
     """Train one model per fold (``fold_of[i]`` is image i's validation fold) and return
-    out-of-fold and fold-averaged test probabilities."""
+    out-of-fold and fold-averaged test probabilities. ``extra_for_fold(fold)`` may add
+    ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
     fold_of = np.asarray(fold_of)
     compile_cache.enable()
     oof = oof_plain = None
     tests, hists, rows = [], [], []
     # one schedule length for all folds (the largest training split), so folds can share a
     # compiled train step; a smaller fold ends its schedule at most a step early
-    steps = max(-(-int((fold_of != f).sum()) // params["batch_size"]) for f in np.unique(fold_of))
+    extras = {int(f): extra_for_fold(int(f)) if extra_for_fold else None for f in np.unique(fold_of)}
+    steps = max(-(-(int((fold_of != f).sum()) + (len(extras[int(f)][0]) if extras[int(f)] else 0))
+                    // params["batch_size"]) for f in np.unique(fold_of))
     for fold in sorted(np.unique(fold_of)):
         val_idx = np.flatnonzero(fold_of == fold)
         train_idx = np.flatnonzero(fold_of != fold)
         rec = fit_fold(build, x, y, train_idx, val_idx, x_test, params, int(fold), Path(stage_dir) / f"fold{fold}",
-                       steps)
+                       steps, extras[int(fold)])
         if oof is None:
             oof = np.full((len(y), rec["val_proba"].shape[1]), np.nan)
             oof_plain = oof.copy()

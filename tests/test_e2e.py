@@ -71,6 +71,10 @@ def test_run_folder_contract(smoke_run):
     assert (d / "fold0" / "model.weights.h5").exists() and (d / "fold1" / "model.weights.h5").exists()
     m = json.loads((d / "metrics.json").read_text())
     assert 0 <= m["cv"]["accuracy"] <= 1 and m["test"]["n"] == 12
+    pl = json.loads((run_dir / "06_pseudo_labelling" / "metrics.json").read_text())
+    assert [r["teacher"] for r in pl["pseudo"]] == ["02_baseline_cnn"]
+    assert 0 <= pl["pseudo"][0]["cv_after"] <= 1 and pl["pseudo"][0]["cv_before"] == m["cv"]["accuracy"]
+    assert len(pd.read_csv(run_dir / "06_pseudo_labelling" / "oof.csv")) == 36
     ens = run_dir / "07_ensemble"
     sub = pd.read_csv(ens / "submission.csv")
     assert list(sub.columns) == ["id", "label"] and len(sub) == 12 and set(sub.label) <= set(classes)

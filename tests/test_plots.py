@@ -249,3 +249,12 @@ def test_model_comparison_shows_every_model_with_its_interval():
     ax = fig.axes[0]
     assert [tick.get_text() for tick in ax.get_yticklabels()] == ["03_x", "02_cnn", "ensemble: mean"]
     assert len(ax.patches) == 3 and ax.patches[2].get_width() == 0.8
+
+
+def test_before_after_pairs_teacher_and_student():
+    import pandas as pd
+    t = pd.DataFrame({"teacher": ["02_cnn", "03_x"], "round": [1, 1], "cv_before": [0.6, 0.8],
+                      "cv_after": [0.65, 0.78]})
+    ax = plots.before_after(t).axes[0]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["02_cnn\nround 1", "03_x\nround 1"]
+    assert sorted(p.get_height() for p in ax.patches) == [0.6, 0.65, 0.78, 0.8]
