@@ -254,7 +254,10 @@ def pseudo_label(st: runs.Stage, P: dict, teacher: str) -> tuple[TrainingData, t
         extras = pseudo.fold_extras(proba, td.x_test, P["threshold"], P["per_class_cap"], P["soft"], blocked)
         print(f"{teacher}, round {r}: " + ", ".join(f"fold {k}: {len(e[2])}" for k, e in extras.items())
               + " pseudo-labelled test images")
-        cv = train.cross_validate(stage_model(TP, len(td.class_names)), td.x, td.y, td.fold, td.x_test, TP,
+        # the pseudo-label settings join the fold signature, so --resume never reuses a fold
+        # trained on other pseudo-labels
+        SP = {**TP, "pseudo": {k: P[k] for k in ("threshold", "per_class_cap", "soft")} | {"round": r}}
+        cv = train.cross_validate(stage_model(TP, len(td.class_names)), td.x, td.y, td.fold, td.x_test, SP,
                                   st.dir / teacher / f"round{r}", extra_for_fold=lambda k: extras[k][:2])
         after = metrics.summary(td.y, cv.oof, td.class_names, seed=TP["seed"])
         test_after = (float((cv.test.argmax(1) == td.ds.test_labels).mean())
