@@ -140,6 +140,16 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
                  " · ".join(f"{c} {_pct(r)}" for c, r in s["per_class_recall"].items())))
     if "test" in m and m["test"] is None:
         add(("Test", "no test labels: not scored"))
+    if isinstance(m.get("weights"), dict):  # the ensemble: who carries it
+        add(("Ensemble weights (simplex, all folds)",
+             " · ".join(f"{s} {_num(w):.2f}" for s, w in sorted(m["weights"].items(), key=lambda kv: -_num(kv[1])))))
+    for r in m.get("pseudo") or []:  # pseudo-labelling: the effect per teacher and round
+        if isinstance(r, dict):
+            known = r.get("pseudo_label_accuracy")
+            add((f"Pseudo-labelling {r.get('teacher')} round {r.get('round')}",
+                 f"CV {_pct(r.get('cv_before'))} → {_pct(r.get('cv_after'))}; test {_pct(r.get('test_before'))} → "
+                 f"{_pct(r.get('test_after'))}; {r.get('pseudo_labels')} pseudo-labels per fold"
+                 + (f", {_pct(known)} of them right" if known is not None else "")))
     if m.get("elapsed_s") is not None:
         s = _num(m["elapsed_s"])
         add(("Run time", f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"))

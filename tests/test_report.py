@@ -188,3 +188,13 @@ def test_run_with_only_unfinished_stages(tmp_path):
 def test_missing_run_dir(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         report.write_report(tmp_path / "nope")
+
+
+def test_key_numbers_show_ensemble_weights_and_the_pseudo_labelling_effect():
+    rows = dict(report._key_numbers({
+        "weights": {"02_cnn": 0.2, "03_x": 0.8},
+        "pseudo": [{"teacher": "03_x", "round": 1, "cv_before": 0.80, "cv_after": 0.82, "test_before": None,
+                    "test_after": None, "pseudo_labels": 40, "pseudo_label_accuracy": 0.9}]}))
+    assert rows["Ensemble weights (simplex, all folds)"] == "03_x 0.80 · 02_cnn 0.20"
+    line = rows["Pseudo-labelling 03_x round 1"]
+    assert "80.0% → 82.0%" in line and "40 pseudo-labels per fold" in line and "90.0% of them right" in line
