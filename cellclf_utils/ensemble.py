@@ -7,6 +7,7 @@ this fold. The ensemble's own out-of-fold score is then as honest as a single st
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
 
 EPS = 1e-7
 
@@ -147,9 +149,11 @@ def apply_bias(p: np.ndarray, b: np.ndarray) -> np.ndarray:
     return q / q.sum(1, keepdims=True)
 
 
-def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Return the mean recall over the classes present in ``y``."""
-    return float(np.mean([(pred[y == c] == c).mean() for c in range(n_classes) if (y == c).any()]))
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int | None = None) -> float:
+    """Return the mean recall over the classes present in ``y`` (scikit-learn's balanced accuracy)."""
+    with warnings.catch_warnings():  # a predicted class absent from y is ignored, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y, pred))
 
 
 def nested(fit: Callable, apply: Callable, P: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:

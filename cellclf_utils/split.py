@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
 from . import data, folds
@@ -33,15 +31,14 @@ def split(src, out, test_fraction: float = 0.2, seed: int = 0, on_bad_image: str
     labels = np.array([it.original_label for it in ds.items])
     groups = folds.duplicate_groups(ds, progress=progress).group
     k = int(round(1 / test_fraction))
-    small = pd.Series(labels).value_counts()
-    if small.min() < k:
-        raise ValueError(f"class folder {small.idxmin()!r} has {small.min()} image(s): too few for a "
-                         f"{test_fraction:.0%} test split; raise --test-fraction or add images")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # fewer groups than splits in a class: still valid
-        _, test_idx = next(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(labels, labels, groups))
-    is_test = np.zeros(len(labels), bool)
-    is_test[test_idx] = True
+    names = sorted(set(labels))
+    try:  # the run's own fold drawing (stratified, groups whole); fold 0 becomes the hidden test
+        drawn = folds.assign(ds.ids, [names.index(c) for c in labels], groups, k, seed, names)
+    except folds.FoldsError as e:
+        raise ValueError(f"too few images for a {test_fraction:.0%} test split ({e}); "
+                         "raise --test-fraction or add images") from None
+    is_test = drawn.fold.to_numpy() == 0
+    test_idx = np.flatnonzero(is_test)
     # built in a hidden sibling and renamed at the end: an interrupted split leaves no half dataset
     final, out = out, out.parent / f".{out.name}.partial"
     shutil.rmtree(out, ignore_errors=True)
