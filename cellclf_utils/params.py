@@ -61,6 +61,8 @@ SPECS: dict[str, Spec] = {
     "monitor": Spec(str, "which epoch to keep per fold: best validation AUC, best validation loss, or the last",
                     choices=("val_auc", "val_loss", "last")),
     "tta": Spec(bool, "average predictions over the 8 flips/rotations"),
+    "gradcam": Spec(int, "Grad-CAM montage: this many most confident right and wrong out-of-fold images per "
+                         "class (0 = none)", check=lambda x: 0 <= x <= 20, allowed="0..20"),
     "backbone": Spec(str, "ImageNet backbone from keras.applications (see backbones.REGISTRY)",
                      choices=("vgg16", "xception", "inception_resnet_v2", "mobilenet_v2",
                               "efficientnetv2_b0", "resnet50")),
@@ -101,7 +103,7 @@ SPECS: dict[str, Spec] = {
 
 _TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
              "limit", "batch_size", "epochs", "lr", "optimizer", "schedule", "folds", "seed",
-             "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "tta")
+             "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "tta", "gradcam")
 _FINETUNE = _TRAINING + ("backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
                          "mixup", "cutmix")
 

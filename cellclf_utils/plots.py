@@ -373,3 +373,35 @@ def before_after(table: pd.DataFrame, title=None):
     ax.set(ylabel="out-of-fold accuracy", title=title or "Pseudo-labelling: before and after")
     ax.legend(loc="lower right", fontsize=8)
     return fig
+
+
+def gradcam_montage(images, maps, cases: pd.DataFrame, class_names, per_class: int, title=None):
+    """Return a grid of Grad-CAM overlays: one row per true class, its ``per_class`` most
+    confident right predictions, then its ``per_class`` most confident wrong ones (columns
+    of ``gradcam.pick_cases``: index, label, predicted, confidence, correct; ``images`` are
+    indexed by ``index``, ``maps`` align with ``cases``' rows). Empty cells: no such case."""
+    n = len(class_names)
+    if not len(cases):
+        return _message("no images to explain", title)
+    fig, axes = plt.subplots(n, 2 * per_class, layout="constrained", squeeze=False,
+                             figsize=(1.35 * 2 * per_class + 1.2, 1.55 * n + 0.8))
+    for ax in axes.flat:
+        ax.set_xticks([]), ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+    cases = cases.reset_index(drop=True)
+    for c in range(n):
+        for right, offset in ((True, 0), (False, per_class)):
+            rows = cases.index[(cases.label == c) & (cases.correct == right)][:per_class]
+            for j, r in enumerate(rows):
+                ax = axes[c, offset + j]
+                ax.imshow(images[cases.loc[r, "index"]])
+                ax.imshow(maps[r], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+                pred = class_names[cases.loc[r, "predicted"]]
+                label = f"{cases.loc[r, 'confidence']:.2f}" if right else f"→{pred[:12]} {cases.loc[r, 'confidence']:.2f}"
+                ax.set_title(label, fontsize=7, color="tab:green" if right else "tab:red")
+        axes[c, 0].set_ylabel(class_names[c], rotation=0, ha="right", va="center", fontsize=9)
+    axes[0, 0].annotate("right (most confident)", (0, 1.35), xycoords="axes fraction", fontsize=9)
+    axes[0, per_class].annotate("wrong (most confident)", (0, 1.35), xycoords="axes fraction", fontsize=9)
+    fig.suptitle(title or "Grad-CAM: where the model looked (its predicted class)")
+    return fig

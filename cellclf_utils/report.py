@@ -178,6 +178,52 @@ def _file_rows(stages: list[dict], key: str) -> list[dict]:
     return [{"path": p, "reason": r, "stages": ", ".join(s)} for (p, r), s in rows.items()]
 
 
+def _overlaps(a, b) -> bool:
+    """Return True when two leaderboard rows' accuracy CIs overlap (or either is unknown)."""
+    if any(math.isnan(v) for v in (a.ci_low, a.ci_high, b.ci_low, b.ci_high)):
+        return True
+    return a.ci_low <= b.ci_high and b.ci_low <= a.ci_high
+
+
+def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
+    """Return the report's answer to "which model do we submit, and how sure are we", as
+    sentences: the ensemble stage's choice and its test against the best single stage when
+    an ensemble ran, else the best CV stage and whether the runner-up is within its CI."""
+    if not len(board):
+        return []
+    by_stage = {st["name"]: st["metrics"] for st in stages}
+    ens = next((st for st in stages if st["kind"] == "ensemble" and isinstance(st["metrics"].get("cv"), dict)), None)
+    out = []
+    if ens:
+        m, cv = ens["metrics"], ens["metrics"]["cv"]
+        test = m.get("test") or {}
+        out.append(f"Submit {m.get('model')} (chosen by {ens['name']}): out-of-fold accuracy "
+                   f"{_acc_ci(cv.get('accuracy'), cv.get('accuracy_ci'))}"
+                   + (f", hidden test {_acc_ci(test.get('accuracy'), test.get('accuracy_ci'))}" if test else "")
+                   + ".")
+        v = m.get("versus")
+        if isinstance(v, dict) and v.get("best_single") and v.get("best_single") != m.get("model"):
+            p = _num(v.get("mcnemar_p"))
+            out.append(f"Against the best single stage, {v['best_single']} ({_pct(v.get('best_single_accuracy'))}): "
+                       f"{100 * _num(v.get('gain')):+.1f} points; {v.get('only_submitted_right')} images only the "
+                       f"submitted model gets right, {v.get('only_best_right')} only {v['best_single']}; McNemar "
+                       f"p = {p:.3g}: " + ("unlikely to be chance." if p < 0.05 else
+                                           "the difference could well be chance; either is a defensible submission."))
+        return out
+    best = board.iloc[0]
+    test = (by_stage.get(best.stage) or {}).get("test") or {}
+    out.append(f"Best out-of-fold accuracy: {best.title} ({best.stage}), "
+               f"{_acc_ci(best.cv_accuracy, [best.ci_low, best.ci_high])}"
+               + (f", hidden test {_pct(test.get('accuracy'))}" if test else "") + ".")
+    if len(board) > 1:
+        second = board.iloc[1]
+        out.append(f"Runner-up {second.title} ({second.stage}) {_pct(second.cv_accuracy)}: "
+                   + ("its confidence interval overlaps, so the order may not hold on new images."
+                      if _overlaps(best, second) else "outside the best stage's confidence interval."))
+    out.append("No ensemble stage ran: run 07_ensemble to combine the stages and test the difference.")
+    return out
+
+
 def _folds_note(run_dir: Path) -> str:
     path = run_dir / "folds.csv"
     try:
@@ -229,7 +275,7 @@ def write_report(run_dir, hide_code=False) -> Path:
         run_id=run_dir.name, started=started.strftime("%Y-%m-%d %H:%M"),
         written=datetime.now().strftime("%Y-%m-%d %H:%M"),
         params=params.read_text(encoding="utf-8", errors="replace") if params.exists() else None,
-        board=board_rows, folds_note=_folds_note(run_dir), stages=finished, unfinished=unfinished,
+        board=board_rows, verdict=verdict(finished, board), folds_note=_folds_note(run_dir), stages=finished, unfinished=unfinished,
         skipped=_file_rows(finished, "skipped"), ignored=_file_rows(finished, "ignored"), hide_code=hide_code)
     return atomic_write(run_dir / "index.html", html)
 
@@ -273,6 +319,8 @@ _INDEX = """<!DOCTYPE html>
   figure img { display: block; max-width: 100%; max-height: 400px; width: auto; height: auto; }
   figcaption { color: var(--muted); font-size: 13px; margin-top: 6px; }
   code { font-size: 13px; word-break: break-all; }
+  .verdict { border-left: 4px solid var(--accent); background: var(--bg2); padding: 4px 16px; margin: 12px 0; }
+  .verdict p { margin: 8px 0; }
 </style>
 </head>
 <body>
@@ -285,6 +333,9 @@ _INDEX = """<!DOCTYPE html>
 {% endif %}
 
 <h2>Leaderboard</h2>
+{% if verdict %}
+<div class="verdict">{% for line in verdict %}<p>{{ line }}</p>{% endfor %}</div>
+{% endif %}
 {% if board %}
 <table>
   <tr><th>Stage</th><th>Model</th><th>CV accuracy [95% CI]</th><th>CV macro AUC</th><th>CV without TTA</th><th>Test accuracy</th></tr>

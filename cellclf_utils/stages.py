@@ -15,7 +15,8 @@ import pandas as pd
 
 import keras
 
-from . import augment, backbones, data, ensemble, folds, metrics, models, params, paths, plots, precision, pseudo, runs, train
+from . import (augment, backbones, data, ensemble, folds, gradcam, metrics, models, params, paths, plots, precision,
+               pseudo, runs, train)
 
 
 def start(stage: str, namespace: dict) -> tuple[runs.Stage, dict]:
@@ -169,6 +170,22 @@ def save_model_outputs(st: runs.Stage, td: TrainingData, cv, P: dict, model_name
             "fold_times": cv.folds.to_dict("records"), "skipped": td.ds.skipped}
 
 
+def gradcam_figure(st: runs.Stage, td: TrainingData, cv, build: Callable[[], keras.Model], P: dict) -> pd.DataFrame:
+    """Save the Grad-CAM montage (``P['gradcam']`` most confident right and wrong out-of-fold
+    images per class, each explained by its own fold's model); return the cases shown with
+    their ids (empty when ``gradcam`` is 0)."""
+    if not P.get("gradcam"):
+        return pd.DataFrame()
+    cases = gradcam.pick_cases(td.y, cv.oof, td.fold, P["gradcam"])
+    maps = gradcam.explain_oof(build, {k: st.dir / f"fold{k}" for k in np.unique(td.fold)}, td.x, cases)
+    st.figure(plots.gradcam_montage(td.x, maps, cases, td.class_names, P["gradcam"]), "gradcam",
+              "Grad-CAM: most confident right and wrong out-of-fold predictions per class "
+              "(heat = evidence for the predicted class)")
+    names = td.class_names
+    return cases.assign(id=[td.ids[i] for i in cases["index"]], label=[names[i] for i in cases.label],
+                        predicted=[names[i] for i in cases.predicted]).drop(columns="index")
+
+
 def format_scores(name: str, s: dict) -> str:
     """Return one readable line of scores."""
     lo, hi = s["accuracy_ci"]
@@ -216,12 +233,18 @@ def save_ensemble_outputs(st: runs.Stage, ds: data.Dataset, m, table: pd.DataFra
             truth = dict(zip(ds.test_ids, ds.test_labels))
             test_scores = metrics.summary(np.array([truth[i] for i in m.test_ids]), proba, names, seed=P["seed"])
     weights = ensemble.fit_full(m, "ensemble: weights")
+    # the question the report answers: is the submitted model really better than the best single stage?
+    best = max(m.names, key=lambda n: (oof[n].argmax(1) == m.y).mean())
+    t = ensemble.mcnemar(m.y, oof[choice].argmax(1), oof[best].argmax(1))
+    best_acc = float((oof[best].argmax(1) == m.y).mean())
+    versus = {"best_single": best, "best_single_accuracy": best_acc, "gain": cv_scores["accuracy"] - best_acc,
+              "only_submitted_right": t["only_a"], "only_best_right": t["only_b"], "mcnemar_p": t["p_value"]}
     print(format_scores(f"out-of-fold, {choice}", cv_scores))
     if test_scores:
         print(format_scores(f"test, {choice}", test_scores))
     return {"kind": "ensemble", "model": choice, "classes": names, "n_train": int(len(m.y)),
             "n_test": n_test, "folds": int(len(np.unique(m.fold))), "members": m.names,
-            "weights": dict(zip(m.names, np.round(weights, 4).tolist())), "cv": cv_scores,
+            "weights": dict(zip(m.names, np.round(weights, 4).tolist())), "versus": versus, "cv": cv_scores,
             "test": test_scores}
 
 

@@ -19,7 +19,7 @@ from .mixing import MixedBatches
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume
-_NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir")
+_NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam")
 
 
 class ResumeMismatchError(RuntimeError):

@@ -1,4 +1,5 @@
 """End to end: the real CLI runs the notebooks through papermill on a tiny synthetic set."""
+import html
 import json
 import os
 import subprocess
@@ -90,6 +91,11 @@ def test_run_folder_contract(smoke_run):
     assert eda["counts"] == {c: 14 for c in classes}
     index = (run_dir / "index.html").read_text()
     assert "02_baseline_cnn/notebook.html" in index and "01_eda_colour/notebook.html" in index
+    # Grad-CAM montage in the stage's figures and on the index; the verdict names the submission
+    assert any(f["path"] == "figures/gradcam.png" for f in m["figures"])
+    assert (d / "figures" / "gradcam.png").stat().st_size > 0 and "02_baseline_cnn/figures/gradcam.png" in index
+    assert f"Submit {em['model']} (chosen by 07_ensemble)" in html.unescape(index)
+    assert {"best_single", "gain", "mcnemar_p"} <= set(em["versus"]) and em["versus"]["best_single"] in em["members"]
 
 
 @pytest.mark.parametrize("stage,backbone,size", [("03_xception", "xception", 71), ("04_vgg16", "vgg16", 32),
@@ -111,6 +117,7 @@ def test_fine_tuning_stages_follow_the_contract(smoke_run, stage, backbone, size
         assert list(hist[hist.fold == 0].phase) == ["head", "train"]
         assert "without_tta" in m["cv"]
     assert f"{stage}/notebook.html" in (run_dir / "index.html").read_text()
+    assert (d / "figures" / "gradcam.png").stat().st_size > 0
 
 
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "weights" / "mobilenet_v2").is_dir(),

@@ -35,6 +35,13 @@ def test_notebook_is_clean(nb):
 def test_package_never_uses_tf_keras():
     for py in (ROOT / "cellclf_utils").glob("*.py"):
         text = py.read_text(encoding="utf-8")
+        if py.name == "gradcam.py":
+            # Keras 3 has no backend-neutral gradient: Grad-CAM's _gradient dispatches to each
+            # backend's autodiff, the one place TensorFlow itself is imported
+            body = text.split("def _gradient", 1)[1].split("\ndef ", 1)[0]
+            assert text.count("import tensorflow") == body.count("import tensorflow") == 1
+            assert "jax" in body and "torch" in body
+            text = text.replace(body, "")
         assert "tf.keras" not in text and "import tensorflow" not in text, py.name
 
 

@@ -198,3 +198,30 @@ def test_key_numbers_show_ensemble_weights_and_the_pseudo_labelling_effect():
     assert rows["Ensemble weights (simplex, all folds)"] == "03_x 0.80 · 02_cnn 0.20"
     line = rows["Pseudo-labelling 03_x round 1"]
     assert "80.0% → 82.0%" in line and "40 pseudo-labels per fold" in line and "90.0% of them right" in line
+
+
+def test_verdict_without_an_ensemble_names_the_best_stage_and_whether_the_order_holds(run_dir):
+    # 03 at 80% [77-83] vs 02 at 71.2% [68.0-74.1]: the intervals do not overlap
+    html = report.write_report(run_dir).read_text()
+    lines = report.verdict([], report.leaderboard(run_dir))
+    assert lines[0].startswith("Best out-of-fold accuracy: Xception (03_xception), 80.0% [77.0–83.0]")
+    assert "outside the best stage's confidence interval" in lines[1]
+    assert "run 07_ensemble" in lines[2]
+    assert 'class="verdict"' in html and "Best out-of-fold accuracy: Xception" in html
+
+
+def test_verdict_reports_the_ensemble_choice_and_mcnemar(run_dir):
+    ens = run_dir / "07_ensemble"
+    ens.mkdir()
+    m = model_metrics("07_ensemble", "Ensemble", 0.818, [0.79, 0.84], 0.93)
+    m.update(kind="ensemble", model="ensemble: stacking",
+             versus={"best_single": "03_xception", "best_single_accuracy": 0.80, "gain": 0.018,
+                     "only_submitted_right": 30, "only_best_right": 19, "mcnemar_p": 0.152})
+    (ens / "metrics.json").write_text(json.dumps(m))
+    html = report.write_report(run_dir).read_text()
+    assert "Submit ensemble: stacking (chosen by 07_ensemble): out-of-fold accuracy 81.8% [79.0–84.0]" in html
+    assert ("Against the best single stage, 03_xception (80.0%): +1.8 points; 30 images only the submitted model "
+            "gets right, 19 only 03_xception; McNemar p = 0.152: the difference could well be chance") in html
+    m["versus"]["mcnemar_p"] = 0.001
+    (ens / "metrics.json").write_text(json.dumps(m))
+    assert "p = 0.001: unlikely to be chance." in report.write_report(run_dir).read_text()
