@@ -14,6 +14,7 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import keras
 from keras import layers, ops
@@ -234,6 +235,18 @@ def apply_freeze(base: keras.Model, unfreeze_from, train_bn_in_frozen: bool) -> 
     for i, layer in enumerate(base.layers):
         layer.trainable = i >= start or (train_bn_in_frozen and isinstance(layer, layers.BatchNormalization))
     return [layer.name for layer in base.layers if layer.trainable_weights]
+
+
+def remember_trainable(base: keras.Model) -> Callable[[], None]:
+    """Return a function that puts back ``base``'s per-layer trainable flags as they are now
+    (the freeze policy), after a head warm-up froze it or a fold's training changed it."""
+    flags = [(layer, layer.trainable) for layer in base.layers]
+
+    def restore() -> None:
+        base.trainable = True  # a frozen parent hides its layers' flags
+        for layer, flag in flags:
+            layer.trainable = flag
+    return restore
 
 
 def build(name: str, image_size: int, n_classes: int, *, weights="none", pooling: str = "gap",

@@ -94,14 +94,11 @@ def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], 
                             pooling=P["pooling"], dropout=P["dropout"], unfreeze_from=unfreeze,
                             train_bn_in_frozen=bn, augment=augment.pipeline(P["augment"], P["seed"]))
     initial = model.get_weights()
-    base = model.get_layer("base")
-    flags = [layer.trainable for layer in base.layers]
+    restore_freeze = backbones.remember_trainable(model.get_layer("base"))
 
     def build() -> keras.Model:
         model.set_weights(initial)
-        base.trainable = True
-        for layer, flag in zip(base.layers, flags):
-            layer.trainable = flag
+        restore_freeze()
         return model
 
     table = freeze_table(model)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import compile_cache, metrics, predict, runs
+from . import backbones, compile_cache, metrics, predict, runs
 from .mixing import MixedBatches
 from .schedules import Schedule, make_optimizer
 
@@ -67,13 +67,8 @@ def _set_base_frozen(model: keras.Model):
     """Freeze the model's ``base`` layer for a head warm-up; return a function that puts
     back the per-layer trainable flags (the fine-tuning freeze policy)."""
     base = model.get_layer("base")
-    flags = [(layer, layer.trainable) for layer in base.layers]
+    restore = backbones.remember_trainable(base)
     base.trainable = False
-
-    def restore():
-        base.trainable = True
-        for layer, flag in flags:
-            layer.trainable = flag
     return restore
 
 
