@@ -20,6 +20,23 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     "herlev7": {name: [name] for name in (
         "normal_superficiel", "normal_intermediate", "normal_columnar", "light_dysplastic",
         "moderate_dysplastic", "severe_dysplastic", "carcinoma_in_situ")},
+    # SIPaKMeD (`cellclf data fetch sipakmed`): the 5 cell types, normal first, named without `im_`
+    "sipakmed5": {
+        "superficial_intermediate": ["im_Superficial-Intermediate"],
+        "parabasal": ["im_Parabasal"],
+        "koilocytotic": ["im_Koilocytotic"],
+        "dyskeratotic": ["im_Dyskeratotic"],
+        "metaplastic": ["im_Metaplastic"],
+    },
+    # the SIPaKMeD paper's (Plissiti et al., ICIP 2018) 3-way grouping
+    "sipakmed3": {
+        "normal": ["im_Superficial-Intermediate", "im_Parabasal"],
+        "abnormal": ["im_Koilocytotic", "im_Dyskeratotic"],
+        "benign": ["im_Metaplastic"],
+    },
+    # PBC normal peripheral blood cells (`cellclf data fetch pbc`), its 8 folders
+    "pbc8": {name: [name] for name in (
+        "basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet")},
     # the embedded synthetic set in its natural order (identity would sort it)
     "synth3": {name: [name] for name in ("normal", "degenerated", "degenerated_severe")},
 }

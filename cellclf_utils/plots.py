@@ -393,6 +393,9 @@ def gradcam_montage(images, maps, cases: pd.DataFrame, class_names, per_class: i
     for c in range(n):
         for right, offset in ((True, 0), (False, per_class)):
             rows = cases.index[(cases.label == c) & (cases.correct == right)][:per_class]
+            if not len(rows):  # say so, rather than leave a blank that reads like a drawing error
+                axes[c, offset].text(0.5, 0.5, "none right" if right else "none wrong", ha="center",
+                                     va="center", fontsize=8, color="0.4", transform=axes[c, offset].transAxes)
             for j, r in enumerate(rows):
                 ax = axes[c, offset + j]
                 ax.imshow(images[cases.loc[r, "index"]])

@@ -252,7 +252,10 @@ def write_report(run_dir, hide_code=False) -> Path:
             continue
         st = {"name": d.name, "title": m.get("title") or d.name, "metrics": m,
               "kind": m.get("kind", ""), "error": m.get("error"), "html": None, "html_error": None,
-              "numbers": _key_numbers(m), "figures": _figures(d, m)}
+              "numbers": _key_numbers(m), "figures": _figures(d, m),
+              # other pages a stage wrote beside its notebook (01's data-quality report)
+              "pages": [{"href": quote(f"{d.name}/{p.name}"), "name": p.name}
+                        for p in sorted(d.glob("*.html")) if p.name != "notebook.html"]}
         if (d / "notebook.ipynb").is_file():
             try:
                 stage_html(d / "notebook.ipynb", hide_code=hide_code)
@@ -366,6 +369,7 @@ models scored on the plain images. Best CV accuracy highlighted.</p>
     {% elif st.html_error %}<span class="err">notebook could not be rendered: {{ st.html_error }}</span>
     {% else %}<span class="muted">no executed notebook (stage run by hand)</span>{% endif %}
   </header>
+  {% if st.pages %}<p class="muted">also: {% for pg in st.pages %}<a href="{{ pg.href }}">{{ pg.name }}</a>{% if not loop.last %} · {% endif %}{% endfor %}</p>{% endif %}
   {% if st.error %}<p class="err">{{ st.error }}</p>{% endif %}
   {% if st.numbers %}
   <table class="kv">

@@ -1,7 +1,8 @@
 """The embedded synthetic "stained cells" dataset (no download, generated from a seed).
 
 It mirrors the competition in the write-up: three classes, 400 labelled training images per
-class and 40 test images per class by default, with the data problems the author met:
+class and 40 test images per class by default (``n_classes`` asks for 2 to 20 classes instead:
+normal plus graded severity levels), with the data problems the author met:
 stain-batch colour shifts, cells off-centre, one to four cells per image (normal bystanders
 beside abnormal cells), three tissue sites whose normal cells look different, debris, blur,
 noise, rotated/flipped re-photographed copies (also leaking into the test set) and a few
@@ -42,6 +43,13 @@ TRANSFORMS = ("identity", "rot90", "rot180", "rot270", "flip_lr", "flip_ud", "tr
 SEVERITY = {0: (0.08, 0.08), 1: (0.42, 0.14), 2: (0.66, 0.15)}
 # probability of 1, 2, 3, 4 nuclei in an abnormal target cell, per class
 N_NUCLEI_P = {0: (1.0, 0, 0, 0), 1: (0.86, 0.11, 0.03, 0), 2: (0.62, 0.22, 0.11, 0.05)}
+MAX_CLASSES = 20
+# other class counts (n_classes != 3): normal, then abnormal grades whose mean severity is
+# spread evenly over this range, each with an sd of GRADE_OVERLAP x the spacing between
+# neighbouring grades (capped at the severe class's 0.15): neighbours overlap about as much
+# as degenerated and degenerated_severe do, so grades are learnable but not trivially
+GRADE_RANGE = (0.30, 0.85)
+GRADE_OVERLAP = 0.7
 N_CELLS_P = (0.4, 0.3, 0.2, 0.1)
 
 # RGB optical-density vectors (colour of density c is exp(-c * v))
@@ -62,6 +70,48 @@ SITE_LOOK = {
     # columnar: tall narrow cells, oval nucleus at the basal end
     2: dict(r=(17, 24), aspect=(2.6, 3.6), cyan=(0.4, 0.9), cyt=(0.4, 0.6), rn=(3.4, 4.4), hd=1.0, rim=0.3),
 }
+
+
+def class_names(n_classes: int = len(CLASSES)) -> tuple[str, ...]:
+    """Return the class (folder) names for ``n_classes``: the write-up's three for 3,
+    ``normal, abnormal`` for 2, else ``normal, grade_1 .. grade_<n-1>`` (zero-padded so that
+    folder order is grade order)."""
+    _check_n_classes(n_classes)
+    if n_classes == len(CLASSES):
+        return CLASSES
+    if n_classes == 2:
+        return ("normal", "abnormal")
+    width = len(str(n_classes - 1))
+    return ("normal",) + tuple(f"grade_{k:0{width}d}" for k in range(1, n_classes))
+
+
+def _check_n_classes(n_classes) -> None:
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
+            or not 2 <= n_classes <= MAX_CLASSES:
+        raise ValueError(f"n_classes must be an integer from 2 to {MAX_CLASSES} (got {n_classes!r})")
+
+
+def class_spec(n_classes: int = len(CLASSES)) -> tuple[dict, dict]:
+    """Return ``(severity, nuclei_p)`` per class index: the latent severity (mean, sd) and the
+    probabilities of 1-4 nuclei. 3 classes: SEVERITY and N_NUCLEI_P unchanged; otherwise normal
+    plus abnormal grades spread over GRADE_RANGE, multinucleation interpolated on severity."""
+    _check_n_classes(n_classes)
+    if n_classes == len(CLASSES):
+        return SEVERITY, N_NUCLEI_P
+    if n_classes == 2:
+        means, sd = [float(np.mean(GRADE_RANGE))], 0.18
+    else:
+        means = np.linspace(*GRADE_RANGE, n_classes - 1).tolist()
+        sd = min(0.15, GRADE_OVERLAP * (means[1] - means[0]))
+    severity = {0: SEVERITY[0], **{k + 1: (round(m, 4), round(sd, 4)) for k, m in enumerate(means)}}
+    # multinucleation follows mean severity through the three reference classes
+    ref_mean = [SEVERITY[k][0] for k in range(3)]
+    ref_p = np.array([N_NUCLEI_P[k] for k in range(3)], float)
+    nuclei = {0: N_NUCLEI_P[0]}
+    for k, m in enumerate(means, start=1):
+        p = np.array([np.interp(m, ref_mean, ref_p[:, j]) for j in range(4)])
+        nuclei[k] = tuple(float(v) for v in p / p.sum())
+    return severity, nuclei
 
 
 def _dihedral(img: np.ndarray, t: int) -> np.ndarray:
@@ -221,18 +271,18 @@ def _debris(cv: _Canvas):
         cv.dens[C] += 0.2 * cv2.GaussianBlur(strand, (0, 0), 2 * cv.k)
 
 
-def _scene(rng, label: int, site: int, batch: dict, size: int):
+def _scene(rng, label: int, site: int, batch: dict, size: int, severity=SEVERITY, nuclei_p=N_NUCLEI_P):
     """Return (clean RGB float32 image in 0..1, n_cells, nucleus/cell area ratio of the main cell)."""
     cv = _Canvas(rng, size)
     n_cells = int(rng.choice(4, p=N_CELLS_P)) + 1
-    sev = float(np.clip(rng.normal(*SEVERITY[label]), 0, 1))
+    sev = float(np.clip(rng.normal(*severity[label]), 0, 1))
     # the main cell: near the centre, or anywhere (the write-up: "not always in the centre")
     cx, cy = (64 + rng.normal(0, 9, 2)) if rng.random() < 0.6 else rng.uniform(30, 98, 2)
-    frac = _cell(cv, cx, cy, site, sev, int(rng.choice(4, p=N_NUCLEI_P[label])) + 1, normal=label == 0)
+    frac = _cell(cv, cx, cy, site, sev, int(rng.choice(4, p=nuclei_p[label])) + 1, normal=label == 0)
     for _ in range(n_cells - 1):
         x, y = rng.uniform(10, 118, 2)
         if label and rng.random() < 0.3:  # another abnormal cell of the same class
-            _cell(cv, x, y, site, float(np.clip(rng.normal(*SEVERITY[label]), 0, 1)), 1, normal=False)
+            _cell(cv, x, y, site, float(np.clip(rng.normal(*severity[label]), 0, 1)), 1, normal=False)
         else:                             # a normal bystander of the same site
             _cell(cv, x, y, site, abs(rng.normal(0, 0.05)), 1, normal=True)
     _debris(cv)
@@ -254,15 +304,16 @@ def _photograph(clean: np.ndarray, rng) -> bytes:
     return buf.tobytes()
 
 
-def _plan(rng, n_train_per_class, n_test_per_class, dup_fraction, n_test_dups, label_noise) -> pd.DataFrame:
+def _plan(rng, n_train_per_class, n_test_per_class, dup_fraction, n_test_dups, label_noise,
+          names=CLASSES) -> pd.DataFrame:
     """Return one row per image: id, split, label (given), true_label, site, stain_batch,
     orig (row of the image it copies, -1 if none) and sym (the symmetry applied to it)."""
-    n_cls = len(CLASSES)
+    n_cls = len(names)
     ids, split, label = [], [], []
     for part, n, prefix in (("train", n_train_per_class, "s"), ("test", n_test_per_class, "t")):
         labs = rng.permutation(np.repeat(np.arange(n_cls), n))  # given labels stay balanced
         width = max(4, len(str(len(labs) - 1)))
-        ids += [f"{CLASSES[v] if part == 'train' else 'test'}/{prefix}{i:0{width}d}.jpg" for i, v in enumerate(labs)]
+        ids += [f"{names[v] if part == 'train' else 'test'}/{prefix}{i:0{width}d}.jpg" for i, v in enumerate(labs)]
         split += [part] * len(labs)
         label.append(labs)
     label = np.concatenate(label)
@@ -300,9 +351,12 @@ def _plan(rng, n_train_per_class, n_test_per_class, dup_fraction, n_test_dups, l
 
 
 def generate(out_dir, *, seed=0, size=128, n_train_per_class=400, n_test_per_class=40,
-             dup_fraction=0.05, n_test_dups=3, label_noise=0.03, progress=True) -> dict:
+             dup_fraction=0.05, n_test_dups=3, label_noise=0.03, progress=True, n_classes=3) -> dict:
     """Write the synthetic dataset to ``out_dir`` (which must not exist or be empty) and return
     a summary: counts per split and class, duplicates planted, label flips, seconds taken.
+
+    ``n_classes`` (2-20): 3 is the write-up's set (the default, unchanged); other counts give
+    ``class_names(n_classes)``: normal plus graded severity levels (``class_spec``).
 
     Same arguments -> byte-identical files. The set is built in a hidden sibling folder and
     renamed into place at the end, so an interrupted run never leaves a half dataset.
@@ -318,17 +372,19 @@ def generate(out_dir, *, seed=0, size=128, n_train_per_class=400, n_test_per_cla
         raise ValueError("n_train_per_class must be >= 1 and n_test_per_class >= 0")
     if not (0 <= dup_fraction <= 0.5 and 0 <= label_noise < 1 and n_test_dups >= 0):
         raise ValueError("need 0 <= dup_fraction <= 0.5, 0 <= label_noise < 1, n_test_dups >= 0")
+    names = class_names(n_classes)  # checks n_classes
+    severity, nuclei_p = class_spec(n_classes)
 
     ss = np.random.SeedSequence(seed)
-    plan_ss, *img_ss = ss.spawn(1 + len(CLASSES) * (n_train_per_class + n_test_per_class))
+    plan_ss, *img_ss = ss.spawn(1 + len(names) * (n_train_per_class + n_test_per_class))
     plan_rng = np.random.default_rng(plan_ss)
     batches = _stain_batches(plan_rng)
-    plan = _plan(plan_rng, n_train_per_class, n_test_per_class, dup_fraction, n_test_dups, label_noise)
+    plan = _plan(plan_rng, n_train_per_class, n_test_per_class, dup_fraction, n_test_dups, label_noise, names)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        for name in CLASSES + ("test",) if n_test_per_class else CLASSES:
+        for name in names + ("test",) if n_test_per_class else names:
             (tmp / name).mkdir()
         orig, sym, true, site, batch = (plan[c].to_numpy()
                                         for c in ("orig", "sym", "true_label", "site", "stain_batch"))
@@ -337,13 +393,13 @@ def generate(out_dir, *, seed=0, size=128, n_train_per_class=400, n_test_per_cla
             src = orig[i] if orig[i] >= 0 else i
             # a copy re-renders its original's scene from the original's own generator
             clean, n_cells[i], frac[i] = _scene(np.random.default_rng(img_ss[src]), true[src], site[src],
-                                                batches[batch[src]], size)
+                                                batches[batch[src]], size, severity, nuclei_p)
             rng = np.random.default_rng(img_ss[i])
             if orig[i] >= 0:  # re-photographed: rotated/flipped, a little brighter or darker, tinted
                 clean = _dihedral(clean, sym[i]) * rng.uniform(0.93, 1.07) * rng.normal(1, 0.02, 3).astype(np.float32)
             (tmp / plan.id[i]).write_bytes(_photograph(clean, rng))
 
-        meta = plan.assign(label=[CLASSES[v] for v in plan.label], true_label=[CLASSES[v] for v in plan.true_label],
+        meta = plan.assign(label=[names[v] for v in plan.label], true_label=[names[v] for v in plan.true_label],
                            site=[SITES[v] for v in plan.site], n_cells=n_cells, nucleus_area_frac=frac.round(4))
         meta[["id", "split", "label", "true_label", "site", "stain_batch", "n_cells", "nucleus_area_frac"]] \
             .to_csv(tmp / "synth_meta.csv", index=False)
@@ -357,6 +413,8 @@ def generate(out_dir, *, seed=0, size=128, n_train_per_class=400, n_test_per_cla
             .to_csv(tmp / "duplicates_truth.csv", index=False)
         args = dict(seed=seed, size=size, n_train_per_class=n_train_per_class, n_test_per_class=n_test_per_class,
                     dup_fraction=dup_fraction, n_test_dups=n_test_dups, label_noise=label_noise)
+        if n_classes != len(CLASSES):  # the default's README (and so its bytes) stay as they were
+            args["n_classes"] = n_classes
         (tmp / "README.md").write_text(_readme(args), encoding="utf-8")
         if out.exists():
             out.rmdir()  # empty (checked above); rename cannot replace a directory everywhere
@@ -364,8 +422,8 @@ def generate(out_dir, *, seed=0, size=128, n_train_per_class=400, n_test_per_cla
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"out_dir": str(out), **args,
-            "counts": {s: {c: int(((meta.split == s) & (meta.label == c)).sum()) for c in CLASSES}
+    return {"out_dir": str(out), **args, "n_classes": n_classes, "classes": list(names),
+            "counts": {s: {c: int(((meta.split == s) & (meta.label == c)).sum()) for c in names}
                        for s in ("train", "test")},
             "n_duplicates": int((is_copy & (plan.split == "train")).sum()),
             "n_test_duplicates": int((is_copy & (plan.split == "test")).sum()),
@@ -375,12 +433,23 @@ def generate(out_dir, *, seed=0, size=128, n_train_per_class=400, n_test_per_cla
 
 def _readme(args: dict) -> str:
     call = ", ".join(f"{k}={v!r}" for k, v in args.items())
+    n = args.get("n_classes", len(CLASSES))
+    names = class_names(n)
+    if n == len(CLASSES):
+        classes_line = f"Three classes like the competition in the write-up: {', '.join(CLASSES)}."
+        overlap = "degenerated vs degenerated_severe overlaps most."
+    else:
+        severity, _ = class_spec(n)
+        classes_line = (f"{n} classes: {', '.join(names)}; " + ("normal vs abnormal" if n == 2 else
+                        "normal and graded severity levels") + " (latent severity mean/sd per class: "
+                        + ", ".join(f"{c} {m:.2f}/{s:.2f}" for c, (m, s) in zip(names, severity.values())) + ").")
+        overlap = "Neighbouring grades overlap about as much as the write-up's two degenerated classes."
     return f"""# Synthetic stained-cell dataset (cellclf embedded default)
 
 Generated, not photographed: `cellclf_utils.synth.generate(out_dir, {call})`.
 The same call always writes byte-identical files.
 
-Three classes like the competition in the write-up: {", ".join(CLASSES)}.
+{classes_line}
 
 - `<class>/s*.jpg`: labelled training images (JPEG, quality {JPEG_QUALITY}, {args["size"]} px square).
 - `test/t*.jpg`: unlabeled test images; `test_labels.csv` (`id,label`) is for scoring only.
@@ -394,7 +463,7 @@ Three classes like the competition in the write-up: {", ".join(CLASSES)}.
 Class evidence: one latent severity per cell drawn from overlapping class distributions
 drives nuclear size and nucleus/cytoplasm ratio, contour irregularity, chromatin coarseness
 and clumping, hyperchromasia, nucleoli and cytoplasmic vacuoles; multinucleation is more
-common in the severe class. degenerated vs degenerated_severe overlaps most.
+common in the severe class{"es" if n != len(CLASSES) else ""}. {overlap}
 
 Nuisance factors: {N_BATCHES} stain batches (haematoxylin/eosin/light-green hue and intensity,
 background tint); 3 tissue sites with different normal cells ({", ".join(SITES)}); main cell

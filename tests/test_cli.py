@@ -50,6 +50,16 @@ def test_synth_then_if_missing_keeps_it(tmp_path, capsys):
     assert "cellclf:" in capsys.readouterr().err
 
 
+def test_synth_any_number_of_classes(tmp_path):
+    out = tmp_path / "s5"
+    assert cli.main(["data", "synth", str(out), "--size", "32", "--n-train-per-class", "2", "--n-test-per-class", "1",
+                     "--n-classes", "5", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "test") == \
+        ["grade_1", "grade_2", "grade_3", "grade_4", "normal"]
+    assert len(list((out / "test").glob("*.jpg"))) == 5
+    assert cli.main(["data", "synth", str(tmp_path / "s1"), "--n-classes", "1", "--quiet"]) == 2
+
+
 def test_profile_stage_sections_are_checked(tmp_path, capsys):
     prof = tmp_path / "p.yaml"
     prof.write_text("profile: custom\nepochs: 1\nstages:\n  01_eda_colour:\n    epochs: 3\n")

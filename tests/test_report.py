@@ -225,3 +225,10 @@ def test_verdict_reports_the_ensemble_choice_and_mcnemar(run_dir):
     m["versus"]["mcnemar_p"] = 0.001
     (ens / "metrics.json").write_text(json.dumps(m))
     assert "p = 0.001: unlikely to be chance." in report.write_report(run_dir).read_text()
+
+
+def test_other_pages_a_stage_wrote_are_linked(run_dir):
+    (run_dir / "01_eda_colour" / "quality.html").write_text("<html>quality</html>")
+    html = report.write_report(run_dir).read_text()
+    assert '<a href="01_eda_colour/quality.html">quality.html</a>' in html
+    assert html.count("notebook.html</a>") == 0  # the notebook page is linked as "notebook →" only

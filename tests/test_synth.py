@@ -151,3 +151,88 @@ def test_bad_arguments(tmp_path):
         synth.generate(tmp_path / "a", size=8, progress=False)
     with pytest.raises(ValueError, match="label_noise"):
         synth.generate(tmp_path / "b", label_noise=1.5, progress=False)
+
+
+# --- the default set is unchanged by the n_classes option --------------------------------------
+# Recorded from the generator before n_classes existed (seed 0, SMALL): a hash of every planned
+# value and of the text files (exact: they come from numpy's seeded generators and string
+# formatting), and per image its nucleus/cell area ratio and decoded mean intensity (compared
+# with a tolerance: they pass through OpenCV's float blur and the JPEG codec, whose last bits may
+# differ across CPUs and OpenCV builds). All-file sha256 on the recording machine (x86_64, the
+# pinned opencv-python-headless): f4ca5d8d4d5778c93c8eadaadf33143dc00ba2a7cfa807f3f9c78382468985eb.
+DEFAULT_PLAN_SHA256 = "12d55d3578863de0a52d677245e6c1fc72fddf340ccaf8ad29c7a5d656811b7f"
+DEFAULT_FRAC = [0.199, 0.084, 0.112, 0.065, 0.188, 0.019, 0.525, 0.782, 0.094, 0.112, 0.074, 0.095, 0.567, 0.351,
+                0.087, 0.033, 0.108, 0.403, 0.142, 0.264, 0.167, 0.269, 0.132, 0.149, 0.234, 0.275, 0.089, 0.035,
+                0.275, 0.285, 0.278, 0.407, 0.664, 0.405, 0.199, 0.029, 0.251, 0.12, 0.095, 0.325, 0.074, 0.567,
+                0.189, 0.167, 0.058, 0.097, 0.044, 0.436]
+DEFAULT_MEANS = [225.7, 215.0, 216.1, 225.1, 225.9, 223.2, 226.9, 214.4, 222.9, 217.5, 230.0, 221.6, 224.4, 221.4,
+                 220.1, 211.8, 217.3, 227.0, 231.5, 227.6, 227.0, 222.8, 223.6, 223.2, 215.3, 228.9, 220.0, 214.2,
+                 221.5, 225.7, 223.4, 214.1, 223.2, 219.9, 227.3, 215.1, 231.5, 226.6, 215.9, 212.9, 221.9, 212.8,
+                 224.4, 233.5, 224.6, 211.0, 230.6, 225.0]
+
+
+def test_default_set_is_what_it_was_before_n_classes(small):
+    import hashlib
+    out, summary = small
+    meta = pd.read_csv(out / "synth_meta.csv")
+    h = hashlib.sha256(meta[["id", "split", "label", "true_label", "site", "stain_batch", "n_cells"]]
+                       .to_csv(index=False).encode())
+    for f in ("test_labels.csv", "duplicates_truth.csv", "README.md"):
+        h.update((out / f).read_bytes())
+    assert h.hexdigest() == DEFAULT_PLAN_SHA256
+    assert np.allclose(meta.nucleus_area_frac, DEFAULT_FRAC, atol=0.01)
+    means = [read_image(out / i).mean() for i in meta.id]
+    assert np.allclose(means, DEFAULT_MEANS, atol=0.5)
+    assert summary["classes"] == list(synth.CLASSES) and summary["n_classes"] == 3
+
+
+def test_n_classes_3_is_the_default_byte_for_byte(tmp_path, small):
+    out, _ = small
+    synth.generate(tmp_path / "three", seed=0, n_classes=3, **SMALL)
+    assert _files(out) == _files(tmp_path / "three")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """8 classes, 40 training images each (no noise, no copies) at 32 px: enough for class means."""
+    out = tmp_path_factory.mktemp("graded") / "synth"
+    summary = synth.generate(out, seed=0, size=32, n_train_per_class=40, n_test_per_class=1, n_classes=8,
+                             label_noise=0, dup_fraction=0, n_test_dups=0, progress=False)
+    return out, summary
+
+
+def test_any_number_of_classes(graded):
+    out, summary = graded
+    names = synth.class_names(8)
+    assert names == ("normal", *(f"grade_{k}" for k in range(1, 8)))
+    assert summary["classes"] == list(names) and summary["counts"]["train"] == {c: 40 for c in names}
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted([*names, "test"])
+    labels = pd.read_csv(out / "test_labels.csv")
+    assert sorted(labels.label) == sorted(names)
+    readme = (out / "README.md").read_text()
+    assert "n_classes=8" in readme and "8 classes: normal, grade_1" in readme
+    assert synth.class_names(2) == ("normal", "abnormal")
+    assert synth.class_names(12)[1] == "grade_01", "zero-padded: folder order is grade order"
+
+
+def test_grades_are_ordered_but_overlap(graded):
+    out, _ = graded
+    meta = pd.read_csv(out / "synth_meta.csv")
+    names = list(synth.class_names(8))
+    frac = meta[meta.split == "train"].groupby("true_label").nucleus_area_frac
+    means = frac.mean()[names].to_numpy()
+    assert (np.diff(means) > 0).all(), means  # severity grows with the grade
+    q = frac.quantile([0.1, 0.9]).unstack().loc[names]
+    # neighbours overlap: each grade's top decile reaches past the next grade's bottom decile
+    assert (q[0.9].to_numpy()[1:-1] > q[0.1].to_numpy()[2:]).all()
+    severity, nuclei = synth.class_spec(8)
+    assert [m for m, _ in severity.values()] == sorted(m for m, _ in severity.values())
+    assert all(abs(sum(p) - 1) < 1e-9 and min(p) >= 0 for p in nuclei.values())
+    assert synth.class_spec(3) == (synth.SEVERITY, synth.N_NUCLEI_P)
+
+
+@pytest.mark.parametrize("n", [1, 21, 2.5, True, "8"])
+def test_bad_n_classes(tmp_path, n):
+    with pytest.raises(ValueError, match="n_classes must be an integer from 2 to 20"):
+        synth.generate(tmp_path / "x", n_classes=n, **SMALL)
+    assert not (tmp_path / "x").exists()
