@@ -26,11 +26,12 @@ def _cmd_synth(a) -> int:
 
 def _cmd_check(a) -> int:
     from . import data
-    rep = data.check(a.dir, a.classes)
+    ds = data.load_dataset(a.dir, a.classes, on_bad_image="skip")  # loaded once for both checks
+    rep = data.describe(ds)
     qrep = None
     if not a.no_quality or a.report:
         from . import quality, quality_report
-        qrep = quality.run(a.dir, a.classes)
+        qrep = quality.build(ds)
         if a.report:
             html_path = quality_report.write_html(qrep, a.report)
     if a.json:
@@ -175,12 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=_cmd_split)
     from .public_sets import SETS  # stdlib only: cheap enough for the parser
+    from .fetch import DEFAULT_LOCK
     fe = dsub.add_parser("fetch", help="download a public cell-image set (checksum, lock file, safe unpacking) "
                                        "into DIR/<class>/<image>")
     fe.add_argument("name", choices=list(SETS))
     fe.add_argument("dir", help="new folder (must not exist or be empty)")
-    fe.add_argument("--lock", default="data/fetch.lock.json",
-                    help="JSON file of trusted sha256 per set (default data/fetch.lock.json)")
+    fe.add_argument("--lock", default=str(DEFAULT_LOCK),
+                    help=f"JSON file of trusted sha256 per set (default {DEFAULT_LOCK})")
     fe.add_argument("--url", default=None, help="a mirror of the set's archive (checked like the original)")
     fe.add_argument("--quiet", action="store_true", help="no progress bar")
     fe.set_defaults(func=_cmd_fetch)

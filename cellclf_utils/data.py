@@ -215,7 +215,12 @@ def load_dataset(source, classes: str | dict | None = "", on_bad_image: str = "e
 def check(source, classes: str | dict | None = "") -> dict:
     """Return a data-check summary: per-class counts, image sizes, and every unreadable
     or ignored file with its reason. Never raises for a bad image."""
-    ds = load_dataset(source, classes, on_bad_image="skip")
+    return describe(load_dataset(source, classes, on_bad_image="skip"))
+
+
+def describe(ds: Dataset) -> dict:
+    """Return ``check``'s summary of an already loaded dataset (per-class counts, image sizes,
+    unreadable and ignored files)."""
     df = ds.frame()
     train = df[df.split == "train"]
     sizes = (df.assign(size=df.width.astype(str) + "x" + df.height.astype(str))

@@ -192,6 +192,22 @@ def combiners(n_classes: int) -> dict[str, tuple[Callable, Callable]]:
     }
 
 
+def best_member(m: Members) -> str:
+    """Return the name of the member with the highest out-of-fold accuracy (first on ties)."""
+    return max(m.names, key=lambda n: (m.oof[m.names.index(n)].argmax(1) == m.y).mean())
+
+
+def versus_best(m: Members, proba: np.ndarray) -> dict:
+    """Return how out-of-fold ``proba`` compares with the best single member: its name and
+    accuracy, the accuracy gain, the discordant counts and McNemar's p."""
+    best = best_member(m)
+    pred, best_pred = proba.argmax(1), m.oof[m.names.index(best)].argmax(1)
+    t = mcnemar(m.y, pred, best_pred)
+    best_acc = float((best_pred == m.y).mean())
+    return {"best_single": best, "best_single_accuracy": best_acc, "gain": float((pred == m.y).mean()) - best_acc,
+            "only_submitted_right": t["only_a"], "only_best_right": t["only_b"], "mcnemar_p": t["p_value"]}
+
+
 def evaluate(m: Members, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Return (table, out-of-fold probabilities by name) for every member and every combiner
     (nested CV). The table has accuracy with bootstrap CI, macro AUC, recall per class and
@@ -200,7 +216,6 @@ def evaluate(m: Members, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndar
     oof = {name: m.oof[i] for i, name in enumerate(m.names)}
     for name, (fit, apply) in combiners(len(m.classes)).items():
         oof[f"ensemble: {name}"] = nested(fit, apply, m.oof, m.y, m.fold)
-    best = max(m.names, key=lambda n: (oof[n].argmax(1) == m.y).mean())
     rows = []
     for name, p in oof.items():
         s = metrics.summary(m.y, p, m.classes, seed=seed)
@@ -208,9 +223,9 @@ def evaluate(m: Members, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndar
                "ci_high": s["accuracy_ci"][1], "macro_auc": s["macro_auc"],
                **{f"recall_{c}": r for c, r in s["per_class_recall"].items()}}
         if name.startswith("ensemble: "):
-            t = mcnemar(m.y, p.argmax(1), oof[best].argmax(1))
-            row.update({"vs": best, "only_ensemble_right": t["only_a"], "only_best_right": t["only_b"],
-                        "mcnemar_p": t["p_value"]})
+            v = versus_best(m, p)
+            row.update({"vs": v["best_single"], "only_ensemble_right": v["only_submitted_right"],
+                        "only_best_right": v["only_best_right"], "mcnemar_p": v["mcnemar_p"]})
         rows.append(row)
     table = pd.DataFrame(rows).sort_values("accuracy", ascending=False, kind="stable").reset_index(drop=True)
     return table, oof

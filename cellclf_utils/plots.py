@@ -387,6 +387,7 @@ def gradcam_montage(images, maps, cases: pd.DataFrame, class_names, per_class: i
                              figsize=(1.35 * 2 * per_class + 1.2, 1.55 * n + 0.8))
     for ax in axes.flat:
         ax.set_xticks([]), ax.set_yticks([])
+        ax.set_box_aspect(1)  # empty cells as square as image cells, so the row headers line up
         for s in ax.spines.values():
             s.set_visible(False)
     cases = cases.reset_index(drop=True)

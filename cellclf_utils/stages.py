@@ -231,11 +231,7 @@ def save_ensemble_outputs(st: runs.Stage, ds: data.Dataset, m, table: pd.DataFra
             test_scores = metrics.summary(np.array([truth[i] for i in m.test_ids]), proba, names, seed=P["seed"])
     weights = ensemble.fit_full(m, "ensemble: weights")
     # the question the report answers: is the submitted model really better than the best single stage?
-    best = max(m.names, key=lambda n: (oof[n].argmax(1) == m.y).mean())
-    t = ensemble.mcnemar(m.y, oof[choice].argmax(1), oof[best].argmax(1))
-    best_acc = float((oof[best].argmax(1) == m.y).mean())
-    versus = {"best_single": best, "best_single_accuracy": best_acc, "gain": cv_scores["accuracy"] - best_acc,
-              "only_submitted_right": t["only_a"], "only_best_right": t["only_b"], "mcnemar_p": t["p_value"]}
+    versus = ensemble.versus_best(m, oof[choice])
     print(format_scores(f"out-of-fold, {choice}", cv_scores))
     if test_scores:
         print(format_scores(f"test, {choice}", test_scores))

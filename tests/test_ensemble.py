@@ -121,6 +121,12 @@ def test_evaluate_choose_and_submit(tmp_path):
     ens = table[table.model.str.startswith("ensemble")]
     assert (ens.vs == "02_cnn").all() and ens.mcnemar_p.between(0, 1).all()
     assert all(p.shape == (n, 2) and not np.isnan(p).any() for p in oof.values())
+    assert ensemble.best_member(m) == "02_cnn"
+    v = ensemble.versus_best(m, oof["03_x"])
+    right_good, right_bad = oof["02_cnn"].argmax(1) == m.y, oof["03_x"].argmax(1) == m.y
+    assert v["best_single"] == "02_cnn" and np.isclose(v["gain"], right_bad.mean() - right_good.mean())
+    assert (v["only_submitted_right"], v["only_best_right"]) == ((right_bad & ~right_good).sum(),
+                                                                 (right_good & ~right_bad).sum())
     assert ensemble.choose(table, "best") == table.model[0]
     assert ensemble.choose(table, "stacking") == "ensemble: stacking"
     with pytest.raises(ValueError, match="parameter 'submit'"):

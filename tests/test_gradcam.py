@@ -106,6 +106,19 @@ def test_montage_draws_every_case(tmp_path):
     plots.save(fig, tmp_path / "g.png")
 
 
+def test_montage_cells_line_up_when_a_class_has_no_right_case():
+    x = np.zeros((4, 16, 16, 3), np.uint8)
+    y = np.array([0, 0, 1, 1])
+    p = np.array([[.2, .8], [.3, .7], [.1, .9], [.8, .2]])  # class a: never right
+    cases = gradcam.pick_cases(y, p, np.zeros(4, int), per_class=2)
+    fig = plots.gradcam_montage(x, np.zeros((len(cases), 16, 16)), cases, ["a", "b"], per_class=2)
+    fig.canvas.draw()
+    boxes = np.array([ax.get_position().bounds for ax in fig.axes])  # x0, y0, width, height
+    # empty cells the size of image cells: columns line up across rows
+    assert np.ptp(boxes[:, 2]) < 1e-6 and np.ptp(boxes[:, 3]) < 1e-6, boxes
+    assert np.allclose(boxes[:4, 0], boxes[4:, 0]), boxes
+
+
 _JAX = """
 import numpy as np, keras
 assert keras.backend.backend() == "jax"
