@@ -4,6 +4,7 @@
             inside the compiled step, full batches only, mixed precision, every layer trainable
   stage     the same, with the stage's own freeze policy and `seed` augmentation on the device
             (what a fine-tuning stage runs)
+  mixed     stage, plus MixUp and CutMix mixed on the device (`-p mixup 0.2 -p cutmix 1.0`)
   naive     keras.applications model, float32 batches preprocessed on the host, train_on_batch
   timm      timm/torch, channels-last, bf16 autocast, data already on the device
 
@@ -11,7 +12,7 @@ Random images (never zeros). Images/s is measured after warm-up, from the host c
 device sync; compile seconds are XLA's (JAX) or the first epoch's extra time.
 
 usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
-       [--batch-size 64] [--steps 20] [--variants project stage naive timm] [--csv out.csv]
+       [--batch-size 64] [--steps 20] [--variants project stage mixed naive timm] [--csv out.csv]
 """
 from __future__ import annotations
 
@@ -40,18 +41,24 @@ def _data(n: int, size: int, seed: int = 0):
     return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), rng.integers(0, N_CLASSES, n)
 
 
-def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool) -> dict:
-    """Return images/s and compile seconds of cellclf's own model and fit path."""
+def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: bool = False) -> dict:
+    """Return images/s and compile seconds of cellclf's own model and fit path (``mixed``:
+    through the MixUp/CutMix training wrapper, as a stage with mixup/cutmix > 0 trains)."""
     import keras
-    from cellclf_utils import augment, backbones, compile_cache
+    from cellclf_utils import augment, backbones, compile_cache, mixing
     from cellclf_utils.schedules import make_optimizer
 
     model = backbones.build(name, size, N_CLASSES, weights="none",
                             unfreeze_from=None if stage else "all",
                             augment=augment.pipeline("seed", 0) if stage else None)
-    model.compile(optimizer=make_optimizer("sgd", 1e-3), loss="categorical_crossentropy")
     x, y = _data(bs * steps, size)
     y = keras.utils.to_categorical(y, N_CLASSES)
+    if mixed:
+        model = mixing.training_model(model, mixup=0.2, cutmix=1.0)
+        model.compile(optimizer=make_optimizer("sgd", 1e-3), loss=mixing.mixed_crossentropy(N_CLASSES))
+        x = {"images": x, "labels": np.concatenate([y, np.ones((len(y), 1))], 1).astype("float32")}
+    else:
+        model.compile(optimizer=make_optimizer("sgd", 1e-3), loss="categorical_crossentropy")
     times = []
 
     class Clock(keras.callbacks.Callback):
@@ -148,9 +155,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--variants", nargs="+", default=["project", "naive", "timm", "stage"],
-                    choices=["project", "stage", "naive", "timm"])
+                    choices=["project", "stage", "mixed", "naive", "timm"])
     ap.add_argument("--stage-models", nargs="*", default=["xception"],
-                    help="models that also get the 'stage' variant (each is one more compile)")
+                    help="models that also get the 'stage' and 'mixed' variants (each is one more compile)")
     ap.add_argument("--csv", default=None, help="append rows here as they finish")
     ap.add_argument("--table", metavar="CSV", help="print the Markdown table of a CSV written earlier, and exit")
     a = ap.parse_args()
@@ -172,12 +179,13 @@ def main() -> None:
         name, size = item.split("@")
         size = int(size)
         for variant in a.variants:
-            if variant == "stage" and name not in a.stage_models:
+            if variant in ("stage", "mixed") and name not in a.stage_models:
                 continue
             t = time.perf_counter()
             try:
-                if variant in ("project", "stage"):
-                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant == "stage")
+                if variant in ("project", "stage", "mixed"):
+                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant != "project",
+                                  mixed=variant == "mixed")
                 elif variant == "naive":
                     r = keras_naive(name, size, a.batch_size, a.steps)
                 else:

@@ -1,75 +1,109 @@
-"""MixUp and CutMix on training batches.
+"""MixUp and CutMix inside the compiled train step.
 
-They mix labels as well as images, so they cannot live in the model's augmentation layers
-(which see images only): ``MixedBatches`` serves shuffled batches to ``model.fit`` and mixes
-each with a shuffled copy of itself. The images stay 0..255 RGB; the model's own augmentation
-and preprocessing layers run after the mixing, as for plain batches.
+They mix labels as well as images, so they cannot be plain augmentation layers (which see
+images only). Instead a training-only wrapper model (``training_model``) takes the labels as a
+second input, with each image's class weight as an extra column; one ``MixBatch`` draw mixes
+images and label rows alike; the classifier sees the mixed images; and the wrapper outputs
+the classifier's probabilities beside the mixed labels, which ``mixed_crossentropy`` scores.
+It is all keras.ops (tested under TensorFlow and JAX), so it runs on the device, and the host
+only slices uint8 batches, as for unmixed training. The classifier itself is unchanged: it is
+what gets validated, saved and used for predictions.
 """
 from __future__ import annotations
 
 import keras
-import numpy as np
+from keras import ops
 
 
-def mixup(x: np.ndarray, y: np.ndarray, lam: float, perm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``lam * batch + (1 - lam) * batch[perm]`` for images and soft labels."""
-    return (lam * x + (1 - lam) * x[perm]).astype("float32"), lam * y + (1 - lam) * y[perm]
+class MixBatch(keras.layers.Layer):
+    """Mixes a batch with a shuffled copy of itself while training (identity otherwise):
+    MixUp (``mixup`` = Beta alpha: ``lam * x + (1 - lam) * x[perm]``) and/or CutMix (``cutmix``
+    = Beta alpha: a box covering about ``1 - lam`` of each image pasted from its partner, the
+    labels mixed by the box's exact area share). With both, each batch uses one at random.
+    Call with ``(images, rows)``: rows (labels, weights, ...) are mixed like the labels."""
 
-
-def cutmix(x: np.ndarray, y: np.ndarray, lam: float, perm: np.ndarray,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Return the batch with a random box pasted from ``batch[perm]``, covering about
-    ``1 - lam`` of each image; labels mix by the box's exact area share."""
-    n, h, w = x.shape[:3]
-    cut = np.sqrt(1 - lam)
-    bh, bw = int(round(h * cut)), int(round(w * cut))
-    cy, cx = rng.integers(0, h), rng.integers(0, w)
-    y0, y1 = np.clip([cy - bh // 2, cy + (bh - bh // 2)], 0, h)
-    x0, x1 = np.clip([cx - bw // 2, cx + (bw - bw // 2)], 0, w)
-    out = x.astype("float32", copy=True)
-    out[:, y0:y1, x0:x1] = x[perm, y0:y1, x0:x1]
-    share = (y1 - y0) * (x1 - x0) / (h * w)  # the clipped box decides the label mix
-    return out, (1 - share) * y + share * y[perm]
-
-
-class MixedBatches(keras.utils.PyDataset):
-    """Shuffled, full training batches ``(images, soft labels, sample weights)`` with MixUp
-    (``mixup`` = Beta alpha) and/or CutMix (``cutmix`` = Beta alpha); with both, each batch
-    uses one of the two at random. ``class_weight`` becomes per-image weights (a mixed image
-    weighs by its label mix), since Keras' class_weight needs hard labels."""
-
-    def __init__(self, x, y_onehot, batch_size: int, *, mixup: float = 0.0, cutmix: float = 0.0,
-                 class_weight: dict | None = None, seed: int = 0):
-        super().__init__()
+    def __init__(self, mixup: float = 0.0, cutmix: float = 0.0, seed: int | None = None, **kwargs):
+        # float32 even under mixed precision: label shares and weights need the precision
+        super().__init__(dtype="float32", **kwargs)
         if mixup < 0 or cutmix < 0:
             raise ValueError(f"mixup and cutmix must be >= 0 (got {mixup}, {cutmix})")
-        self.x, self.y, self.batch_size = x, np.asarray(y_onehot, dtype="float32"), batch_size
-        self.alphas = [(kind, a) for kind, a in (("mixup", mixup), ("cutmix", cutmix)) if a > 0]
-        n_classes = self.y.shape[1]
-        self.class_w = np.array([(class_weight or {}).get(c, 1.0) for c in range(n_classes)], "float32")
-        self.rng = np.random.default_rng(seed)
-        self.order = self._epoch_order()
+        self.mixup, self.cutmix, self.seed = float(mixup), float(cutmix), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def _epoch_order(self) -> np.ndarray:
-        # full batches only (a few random images twice per epoch): one compiled train step
-        order = self.rng.permutation(len(self.x))
-        fill = -len(order) % self.batch_size
-        return np.concatenate([order, self.rng.choice(len(order), fill, replace=fill > len(order))])
+    def reseed(self, seed: int) -> None:
+        """Restart the random draws from ``seed`` (each fold draws the same sequence on resume)."""
+        state = self.seed_generator.state
+        state.assign(ops.convert_to_tensor([seed, 0], dtype=state.dtype))
 
-    def __len__(self) -> int:
-        return len(self.order) // self.batch_size
+    def _lam(self, alpha: float):
+        return keras.random.beta((), alpha, alpha, seed=self.seed_generator)
 
-    def __getitem__(self, i: int):
-        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        x, y = self.x[idx], self.y[idx]
-        if self.alphas and len(idx) > 1:
-            kind, alpha = self.alphas[self.rng.integers(len(self.alphas))]
-            lam = float(self.rng.beta(alpha, alpha))
-            perm = self.rng.permutation(len(idx))
-            x, y = mixup(x, y, lam, perm) if kind == "mixup" else cutmix(x, y, lam, perm, self.rng)
-        else:
-            x = x.astype("float32")
-        return x, y, y @ self.class_w
+    def _mixup(self, x, rows, x2, rows2):
+        lam = self._lam(self.mixup)
+        return lam * x + (1 - lam) * x2, lam * rows + (1 - lam) * rows2
 
-    def on_epoch_end(self):
-        self.order = self._epoch_order()
+    def _cutmix(self, x, rows, x2, rows2):
+        h, w = x.shape[1], x.shape[2]
+        cut = ops.sqrt(1 - self._lam(self.cutmix))
+        bh, bw = ops.round(h * cut), ops.round(w * cut)
+        cy = ops.cast(keras.random.randint((), 0, h, seed=self.seed_generator), "float32")
+        cx = ops.cast(keras.random.randint((), 0, w, seed=self.seed_generator), "float32")
+        y0, x0 = cy - ops.floor(bh / 2), cx - ops.floor(bw / 2)
+        rows_in = ops.logical_and(ops.arange(h, dtype="float32") >= y0, ops.arange(h, dtype="float32") < y0 + bh)
+        cols_in = ops.logical_and(ops.arange(w, dtype="float32") >= x0, ops.arange(w, dtype="float32") < x0 + bw)
+        box = ops.cast(ops.logical_and(rows_in[:, None], cols_in[None, :]), "float32")  # clipped by the image
+        share = ops.mean(box)  # the clipped box decides the label mix
+        box = box[None, :, :, None]
+        return x * (1 - box) + x2 * box, (1 - share) * rows + share * rows2
+
+    def call(self, images, rows, training=None):
+        images, rows = ops.cast(images, "float32"), ops.cast(rows, "float32")
+        if not training or not (self.mixup or self.cutmix):
+            return images, rows
+        perm = keras.random.shuffle(ops.arange(ops.shape(images)[0]), seed=self.seed_generator)
+        x2, rows2 = ops.take(images, perm, axis=0), ops.take(rows, perm, axis=0)
+        mixed = [f(images, rows, x2, rows2) for a, f in ((self.mixup, self._mixup), (self.cutmix, self._cutmix)) if a]
+        if len(mixed) == 1:
+            return mixed[0]
+        use_mixup = keras.random.uniform((), seed=self.seed_generator) < 0.5
+        return (ops.where(use_mixup, mixed[0][0], mixed[1][0]), ops.where(use_mixup, mixed[0][1], mixed[1][1]))
+
+    def compute_output_spec(self, images, rows, training=None):
+        return (keras.KerasTensor(images.shape, "float32"), keras.KerasTensor(rows.shape, "float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "mixup": self.mixup, "cutmix": self.cutmix, "seed": self.seed}
+
+
+def training_model(model: keras.Model, mixup: float, cutmix: float, seed: int = 0) -> keras.Model:
+    """Return a wrapper that trains ``model`` (shares its weights) on mixed batches. Inputs:
+    ``{"images": (B, H, W, 3), "labels": (B, C + 1)}``, one-hot (or soft) labels followed by
+    each image's sample weight; output: ``(B, 2C + 1)``, the probabilities followed by the
+    mixed label rows. Fit it with ``mixed_crossentropy(C)`` and ``mixed_accuracy(C)``."""
+    n_classes = model.output_shape[-1]
+    images = keras.Input(model.input_shape[1:], name="images")
+    labels = keras.Input((n_classes + 1,), name="labels")
+    mixed_images, mixed_labels = MixBatch(mixup, cutmix, seed, name="mix_batch")(images, labels)
+    probs = keras.layers.Activation("linear", dtype="float32", name="probs_f32")(model(mixed_images))
+    out = keras.layers.Concatenate(dtype="float32", name="probs_and_mixed_labels")([probs, mixed_labels])
+    return keras.Model({"images": images, "labels": labels}, out, name=f"{model.name}_mixed")
+
+
+def mixed_crossentropy(n_classes: int, label_smoothing: float = 0.0):
+    """Return the loss for ``training_model``'s output: cross-entropy of the probabilities
+    against the mixed (optionally smoothed) labels, times the mixed sample weight. Keras'
+    ``y_true`` is not used: the mixed labels travel in ``y_pred``."""
+    def loss(y_true, y_pred):
+        probs = ops.clip(y_pred[:, :n_classes], 1e-7, 1.0)
+        target = ops.stop_gradient(y_pred[:, n_classes:2 * n_classes])
+        target = target * (1 - label_smoothing) + label_smoothing / n_classes
+        return -ops.sum(target * ops.log(probs), axis=-1) * ops.stop_gradient(y_pred[:, 2 * n_classes])
+    loss.__name__ = "mixed_crossentropy"
+    return loss
+
+
+def mixed_accuracy(n_classes: int) -> keras.metrics.Metric:
+    """Return an 'accuracy' metric of ``training_model``'s probabilities against the unmixed labels."""
+    def accuracy(y_true, y_pred):
+        return ops.cast(ops.argmax(y_true, -1) == ops.argmax(y_pred[:, :n_classes], -1), "float32")
+    return keras.metrics.MeanMetricWrapper(accuracy, name="accuracy")

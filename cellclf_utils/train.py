@@ -14,8 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import backbones, compile_cache, metrics, predict, runs
-from .mixing import MixedBatches
+from . import backbones, compile_cache, metrics, mixing, predict, runs
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume
@@ -30,17 +29,23 @@ class BestEpoch(keras.callbacks.Callback):
     """Scores the validation split each epoch (val_loss, val_accuracy, val_auc = macro
     one-vs-rest AUC via scikit-learn) and keeps the weights of the best epoch by ``monitor``
     ('last' keeps the final epoch). Epochs are counted across fits (training phases);
-    ``restore()`` puts the best weights back."""
+    ``restore()`` puts the best weights back. ``scored``: the classifier to score and keep
+    when the fitted model is a training wrapper around it (MixUp/CutMix)."""
 
-    def __init__(self, x_val, y_val, monitor: str, batch_size: int):
+    def __init__(self, x_val, y_val, monitor: str, batch_size: int, scored: keras.Model | None = None):
         super().__init__()
         self.x_val, self.y_val, self.monitor, self.batch_size = x_val, y_val, monitor, batch_size
+        self.scored = scored
         self.best, self.best_epoch, self.best_weights, self.seen = None, -1, None, 0
+
+    @property
+    def classifier(self) -> keras.Model:
+        return self.scored if self.scored is not None else self.model
 
     def on_epoch_end(self, epoch, logs=None):
         epoch, self.seen = self.seen, self.seen + 1
         logs = logs if logs is not None else {}
-        p = predict.predict_proba(self.model, self.x_val, self.batch_size).astype(np.float64)
+        p = predict.predict_proba(self.classifier, self.x_val, self.batch_size).astype(np.float64)
         p_true = np.clip(p[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.log(p_true).mean())
         logs["val_accuracy"] = float((p.argmax(1) == self.y_val).mean())
@@ -53,13 +58,13 @@ class BestEpoch(keras.callbacks.Callback):
             if self.best is not None else True
         if better and value == value:  # NaN AUC (a class absent) never counts as best
             self.best, self.best_epoch = value, epoch
-            self.best_weights = [w.copy() for w in self.model.get_weights()]
+            self.best_weights = [w.copy() for w in self.classifier.get_weights()]
 
     def restore(self) -> int:
         """Set the best epoch's weights; return that epoch (0-based, across phases)."""
         if self.best_weights is None:
             return self.seen - 1
-        self.model.set_weights(self.best_weights)
+        self.classifier.set_weights(self.best_weights)
         return self.best_epoch
 
 
@@ -72,11 +77,11 @@ def _set_base_frozen(model: keras.Model):
     return restore
 
 
-def _compile(model, params: dict, kind: str, epochs: int, steps: int) -> None:
-    """Compile ``model`` for one training phase. When the model was last compiled with the
-    same settings (the next fold of a single-phase stage), reset the optimizer's state
-    instead: recompiling would trace the train step again, which costs 10-70 s for a big
-    backbone."""
+def _compile(model, params: dict, kind: str, epochs: int, steps: int, mixed: bool = False) -> None:
+    """Compile ``model`` for one training phase (``mixed``: a ``mixing.training_model``
+    wrapper). When the model was last compiled with the same settings (the next fold of a
+    single-phase stage), reset the optimizer's state instead: recompiling would trace the
+    train step again, which costs 10-70 s for a big backbone."""
     key = (params["optimizer"], params["lr"], params.get("label_smoothing", 0.0), kind, epochs, steps,
            tuple(v.path for v in model.trainable_variables))
     if getattr(model, "_cellclf_compile_key", None) == key and getattr(model, "optimizer", None) is not None:
@@ -84,10 +89,28 @@ def _compile(model, params: dict, kind: str, epochs: int, steps: int) -> None:
             if "learning_rate" not in v.path:
                 v.assign(keras.ops.zeros(v.shape, v.dtype))
         return
+    smoothing = params.get("label_smoothing", 0.0)
+    if mixed:
+        n_classes = (model.output_shape[-1] - 1) // 2
+        loss, acc = mixing.mixed_crossentropy(n_classes, smoothing), mixing.mixed_accuracy(n_classes)
+    else:
+        loss, acc = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing), "accuracy"
     model.compile(optimizer=make_optimizer(params["optimizer"], Schedule(kind, params["lr"], epochs, steps)),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=params.get("label_smoothing", 0.0)),
-                  metrics=["accuracy"])
+                  loss=loss, metrics=[acc])
     model._cellclf_compile_key = key
+
+
+def _mixing_trainer(model: keras.Model, mixup: float, cutmix: float, seed: int,
+                    cache: dict | None) -> keras.Model:
+    """Return the MixUp/CutMix training wrapper of ``model``, its draws restarted at ``seed``;
+    with a ``cache`` (one per cross-validation), built once per model and setting, so folds
+    reuse it and its compiled train step."""
+    key = (id(model), mixup, cutmix)
+    cache = {} if cache is None else cache
+    if key not in cache:
+        cache[key] = mixing.training_model(model, mixup, cutmix, seed)
+    cache[key].get_layer("mix_batch").reseed(seed)
+    return cache[key]
 
 
 @dataclass
@@ -106,11 +129,13 @@ def signature(params: dict) -> str:
 
 
 def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test, params: dict,
-             fold: int, fold_dir: Path, steps: int | None = None, extra=None) -> dict:
+             fold: int, fold_dir: Path, steps: int | None = None, extra=None, trainers: dict | None = None) -> dict:
     """Train one fold and return its record (val/test probabilities, history, timing);
     if ``fold_dir`` holds a finished fold with the same parameters, load it instead.
     ``steps`` (per epoch) sizes the learning-rate schedule; default: this fold's. ``extra``:
-    ``(images, target probabilities)`` trained on beside the fold's split (pseudo-labels)."""
+    ``(images, target probabilities)`` trained on beside the fold's split (pseudo-labels).
+    ``trainers``: a dict the folds of one cross-validation share, keeping MixUp/CutMix
+    training wrappers for reuse."""
     fold_dir = Path(fold_dir)
     sig = signature(params)
     done = fold_dir / "done.json"
@@ -129,7 +154,10 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     compiled_before = compile_cache.stats()
     model = build()
     n_classes = model.output_shape[-1]
-    best = BestEpoch(x[val_idx], y[val_idx], params["monitor"], params["batch_size"])
+    mixup, cutmix = params.get("mixup", 0), params.get("cutmix", 0)
+    trainer = (_mixing_trainer(model, mixup, cutmix, params["seed"] * 100 + fold, trainers)
+               if mixup or cutmix else model)
+    best = BestEpoch(x[val_idx], y[val_idx], params["monitor"], params["batch_size"], scored=model)
     class_weight = None
     if params.get("class_weight") == "balanced":
         present = np.unique(y[train_idx])
@@ -144,21 +172,22 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     print(f"fold {fold}: {len(train_idx)} train / {len(val_idx)} validation images"
           + (f" + {len(extra[0])} pseudo-labelled" if extra is not None and len(extra[0]) else ""))
     steps = steps or -(-len(x_train) // params["batch_size"])
-    if params.get("mixup", 0) or params.get("cutmix", 0):
-        # MixUp/CutMix mix labels too, so batches come from a PyDataset rather than arrays
-        data = MixedBatches(x_train, targets, params["batch_size"], mixup=params.get("mixup", 0),
-                            cutmix=params.get("cutmix", 0), class_weight=class_weight,
-                            seed=params["seed"] * 100 + fold)
-        fit = dict(x=data, callbacks=[best], verbose=2)
+    # full batches only (a few random images twice per epoch), so one compiled train step
+    # serves every batch: a short last batch would be traced and compiled again
+    n_fill = -len(x_train) % params["batch_size"]
+    fill = np.random.default_rng(params["seed"] * 100 + fold).choice(
+        len(x_train), n_fill, replace=n_fill > len(x_train))
+    rows = np.concatenate([np.arange(len(x_train)), fill])
+    if trainer is model:
+        fit = dict(x=x_train[rows], y=targets[rows], class_weight=class_weight)
     else:
-        # full batches only (a few random images twice per epoch), so one compiled train
-        # step serves every batch: a short last batch would be traced and compiled again
-        n_fill = -len(x_train) % params["batch_size"]
-        fill = np.random.default_rng(params["seed"] * 100 + fold).choice(
-            len(x_train), n_fill, replace=n_fill > len(x_train))
-        rows = np.concatenate([np.arange(len(x_train)), fill])
-        fit = dict(x=x_train[rows], y=targets[rows], batch_size=params["batch_size"], shuffle=True,
-                   class_weight=class_weight, callbacks=[best], verbose=2)
+        # the labels (and class weights, as per-image weights a mixed image shares by its
+        # label mix) go in as a second input, mixed on the device with the images
+        w = np.array([(class_weight or {}).get(c, 1.0) for c in range(n_classes)], "float32")
+        rows_in = np.concatenate([targets, (targets @ w)[:, None]], axis=1).astype("float32")
+        fit = dict(x={"images": x_train[rows], "labels": rows_in[rows]}, y=targets[rows])
+    fit |= dict(batch_size=params["batch_size"], shuffle=True, callbacks=[best], verbose=2)
+    mixed = trainer is not model
     histories = []
     t0 = time.time()
     head_epochs = params.get("head_epochs", 0)
@@ -167,12 +196,12 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
         # pretrained features when the base is unfrozen
         unfreeze = _set_base_frozen(model)
         # a fresh head needs a larger step than the pretrained base: 10x lr, constant
-        _compile(model, {**params, "lr": min(10 * params["lr"], 1.0)}, "constant", head_epochs, steps)
-        histories.append(pd.DataFrame(model.fit(epochs=head_epochs, **fit).history)
+        _compile(trainer, {**params, "lr": min(10 * params["lr"], 1.0)}, "constant", head_epochs, steps, mixed)
+        histories.append(pd.DataFrame(trainer.fit(epochs=head_epochs, **fit).history)
                          .assign(phase="head"))
         unfreeze()
-    _compile(model, params, params["schedule"], params["epochs"], steps)
-    histories.append(pd.DataFrame(model.fit(epochs=params["epochs"], **fit).history)
+    _compile(trainer, params, params["schedule"], params["epochs"], steps, mixed)
+    histories.append(pd.DataFrame(trainer.fit(epochs=params["epochs"], **fit).history)
                      .assign(phase="train"))
     seconds = time.time() - t0
     best_epoch = best.restore()
@@ -214,6 +243,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     compile_cache.enable()
     oof = oof_plain = None
     tests, hists, rows = [], [], []
+    trainers: dict = {}  # MixUp/CutMix wrappers, shared by the folds
     # one schedule length for all folds (the largest training split), so folds can share a
     # compiled train step; a smaller fold ends its schedule at most a step early
     extras = {int(f): extra_for_fold(int(f)) if extra_for_fold else None for f in np.unique(fold_of)}
@@ -223,7 +253,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
         val_idx = np.flatnonzero(fold_of == fold)
         train_idx = np.flatnonzero(fold_of != fold)
         rec = fit_fold(build, x, y, train_idx, val_idx, x_test, params, int(fold), Path(stage_dir) / f"fold{fold}",
-                       steps, extras[int(fold)])
+                       steps, extras[int(fold)], trainers)
         if oof is None:
             oof = np.full((len(y), rec["val_proba"].shape[1]), np.nan)
             oof_plain = oof.copy()

@@ -1,65 +1,102 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
 
 from cellclf_utils import mixing
 
+# Two classes whose images are all 0 (class 0) or all 255 (class 1): after mixing, an
+# image's mean pixel / 255 must equal its label's class-1 share, whatever the draw was.
+CHECK = """
+import numpy as np
+from cellclf_utils import mixing
 
-def _batch(n=8, size=10, classes=3):
+def batch(n=16, size=12):
+    y = np.arange(n) % 2
+    x = np.repeat((255.0 * y)[:, None, None, None], size * size * 3).reshape(n, size, size, 3)
+    w = np.where(y == 1, 0.5, 2.0)  # class weights 2 (class 0) and 0.5 (class 1)
+    return x.astype("uint8"), np.stack([1.0 - y, y, w], 1).astype("float32")
+
+def check(mixup, cutmix, draws=12):
+    x, rows = batch()
+    layer = mixing.MixBatch(mixup, cutmix, seed=1)
+    soft = 0
+    for _ in range(draws):
+        xm, rm = (np.asarray(t) for t in layer(x, rows, training=True))
+        assert xm.shape == x.shape and rm.shape == rows.shape and xm.dtype == np.float32
+        np.testing.assert_allclose(xm.mean(axis=(1, 2, 3)) / 255, rm[:, 1], atol=1e-5)
+        np.testing.assert_allclose(rm[:, 0] + rm[:, 1], 1, atol=1e-6)
+        np.testing.assert_allclose(rm[:, 2], 2.0 * rm[:, 0] + 0.5 * rm[:, 1], atol=1e-5)
+        if cutmix and not mixup:  # pasted pixels, never blended ones
+            assert np.isin(xm, [0, 255]).all()
+        soft += int((np.abs(rm[:, 1] - 0.5) < 0.49).any())
+    assert soft >= draws // 2, soft
+    xm, rm = layer(x, rows, training=False)
+    np.testing.assert_array_equal(np.asarray(xm), x) and np.testing.assert_array_equal(np.asarray(rm), rows)
+    layer.reseed(7); a = np.asarray(layer(x, rows, training=True)[1])
+    layer.reseed(7); b = np.asarray(layer(x, rows, training=True)[1])
+    np.testing.assert_array_equal(a, b)
+
+for mixup, cutmix in ((0.4, 0.0), (0.0, 1.0), (0.4, 1.0)):
+    check(mixup, cutmix)
+    print("mixing ok", mixup, cutmix)
+"""
+
+
+def test_mixed_labels_and_weights_match_the_mixed_pixels():
+    exec(compile(CHECK, "CHECK", "exec"), {})
+
+
+def test_mixed_labels_and_weights_match_the_mixed_pixels_under_jax():
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", CHECK], env=env, cwd=root, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("mixing ok") == 3
+
+
+def test_mixed_crossentropy_is_weighted_crossentropy_on_unmixed_rows():
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (n, size, size, 3)).astype("uint8")
-    y = np.eye(classes, dtype="float32")[np.arange(n) % classes]
-    return x, y
+    p = rng.dirichlet(np.ones(3), 5).astype("float32")
+    y = np.eye(3, dtype="float32")[[0, 2, 1, 1, 0]]
+    w = np.array([1.0, 2.0, 0.5, 1.0, 3.0], "float32")
+    y_pred = np.concatenate([p, y, w[:, None]], 1)
+    for smoothing in (0.0, 0.1):
+        got = np.asarray(mixing.mixed_crossentropy(3, smoothing)(y, y_pred))
+        want = np.asarray(keras.losses.CategoricalCrossentropy(label_smoothing=smoothing, reduction=None)(y, p))
+        np.testing.assert_allclose(got, want * w, rtol=1e-5)
 
 
-def test_mixup_blends_images_and_labels_with_the_same_weight():
-    x, y = _batch()
-    perm = np.roll(np.arange(8), 1)
-    xm, ym = mixing.mixup(x, y, 0.7, perm)
-    np.testing.assert_allclose(xm[0], 0.7 * x[0] + 0.3 * x[perm[0]], rtol=1e-5)
-    np.testing.assert_allclose(ym.sum(1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(ym[0], 0.7 * y[0] + 0.3 * y[perm[0]])
-
-
-def test_cutmix_label_share_is_the_pasted_area():
-    x, y = _batch(size=20)
-    perm = np.roll(np.arange(8), 1)
-    xm, ym = mixing.cutmix(x, y, 0.75, perm, np.random.default_rng(3))
-    pasted = (xm != x.astype("float32")).any(axis=(0, 3))  # pixels taken from the partner
-    share = pasted.mean()
-    assert 0 < share <= 0.25 + 1e-9  # a box of sqrt(0.25) per side, clipped at the border
-    partner = ym[0, np.argmax(y[perm[0]])]
-    assert partner == pytest.approx(share, abs=0.03)
-    np.testing.assert_allclose(ym.sum(1), 1.0, rtol=1e-6)
-
-
-def test_mixed_batches_cover_the_data_and_weight_classes():
-    x, y = _batch(n=10)
-    ds = mixing.MixedBatches(x, y, 4, class_weight={0: 2.0, 1: 1.0, 2: 0.5}, seed=1)
-    assert len(ds) == 3
-    xs, ys, ws = zip(*(ds[i] for i in range(len(ds))))
-    # full batches (one compiled step): 12 rows, every image at least once
-    assert [len(b) for b in xs] == [4, 4, 4] and xs[0].dtype == np.float32
-    # no mixing: weight = its class weight
-    seen = np.concatenate([b.reshape(len(b), -1)[:, :5] for b in xs])
-    assert len({tuple(r) for r in seen}) == 10
-    expected = {0: 2.0, 1: 1.0, 2: 0.5}
-    for yb, wb in zip(ys, ws):
-        np.testing.assert_allclose(wb, [expected[int(i)] for i in yb.argmax(1)])
-
-
-def test_mixed_batches_mix_with_soft_labels_and_reshuffle():
-    x, y = _batch(n=16)
-    ds = mixing.MixedBatches(x, y, 8, mixup=0.4, cutmix=1.0, seed=0)
-    _, yb, wb = ds[0]
-    assert yb.shape == (8, 3) and np.allclose(yb.sum(1), 1) and np.allclose(wb, 1.0)
-    soft = [(ds[i][1].max(1) < 1).any() for i in range(2) for _ in range(5)]
-    assert any(soft)
-    order = ds.order.copy()
-    ds.on_epoch_end()
-    assert not np.array_equal(order, ds.order)
+def test_training_model_trains_the_classifier_it_wraps():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    clf = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    trainer = mixing.training_model(clf, mixup=0.4, cutmix=1.0, seed=0)
+    assert trainer.output_shape == (None, 5)
+    y = np.arange(64) % 2
+    images = np.zeros((64, 8, 8, 3), "uint8")
+    images[y == 1, ..., 0] = 255  # class 1: red
+    rows = np.concatenate([np.eye(2)[y], np.ones((64, 1))], 1).astype("float32")
+    plain = np.asarray(trainer({"images": images[:16], "labels": rows[:16]}, training=False))
+    np.testing.assert_allclose(plain[:, 2:], rows[:16])
+    mixed = np.asarray(trainer({"images": images[:16], "labels": rows[:16]}, training=True))
+    assert (mixed[:, 2:4].max(1) < 0.99).any()  # training mixes the labels (and images)
+    assert {id(v) for v in clf.trainable_variables} <= {id(v) for v in trainer.trainable_variables}
+    trainer.compile(optimizer=keras.optimizers.Adam(0.05), loss=mixing.mixed_crossentropy(2),
+                    metrics=[mixing.mixed_accuracy(2)])
+    h = trainer.fit({"images": images, "labels": rows}, np.eye(2)[y], batch_size=16, epochs=15, verbose=0)
+    assert "accuracy" in h.history and h.history["loss"][-1] < h.history["loss"][0]
+    assert (clf.predict(images, verbose=0).argmax(1) == y).all()
 
 
 def test_negative_alpha_is_refused():
-    x, y = _batch()
     with pytest.raises(ValueError, match="mixup and cutmix must be >= 0"):
-        mixing.MixedBatches(x, y, 4, mixup=-1)
+        mixing.MixBatch(mixup=-1)

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from cellclf_utils import models, predict, schedules, train
+from cellclf_utils import mixing, models, predict, schedules, train
 
 
 def _params(**kw):
@@ -177,6 +177,34 @@ def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_pa
     steps = -(-32 // 16)
     assert int(model.optimizer.iterations) == 2 * steps  # reset, not 3 folds' worth
     assert [it for _, it in seen[1:]] == [2 * steps, 2 * steps]  # each fold ended at its own count
+
+
+def test_mixup_cutmix_train_on_the_device_with_one_wrapper_for_all_folds(tmp_path, monkeypatch):
+    """MixUp/CutMix: folds share one training wrapper (one compiled step, optimizer reset);
+    the classifier it wraps learns, is validated and is what gets saved."""
+    import keras
+    inp = keras.Input((16, 16, 3))
+    x_ = keras.layers.Rescaling(1 / 255)(inp)
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x_)))
+    initial = model.get_weights()
+    trainers = []
+    wrap = mixing.training_model
+    monkeypatch.setattr(mixing, "training_model", lambda *a, **k: trainers.append(wrap(*a, **k)) or trainers[-1])
+
+    def build():
+        model.set_weights(initial)
+        return model
+
+    x, y = _toy(48)
+    P = _params(epochs=20, lr=0.1, mixup=0.4, cutmix=1.0, class_weight="balanced", monitor="last")
+    cv = train.cross_validate(build, x, y, np.arange(48) % 3, None, P, tmp_path)
+    assert len(trainers) == 1  # built in fold 0, reused by folds 1 and 2
+    trainer = trainers[0]
+    assert int(trainer.optimizer.iterations) == 20 * 2  # reset per fold: one fold's steps
+    assert (cv.oof.argmax(1) == y).mean() > 0.9
+    assert {"loss", "accuracy", "val_auc"} <= set(cv.history.columns)
+    model.load_weights(tmp_path / "fold2" / "model.weights.h5")  # the classifier's weights, not the wrapper's
+    np.testing.assert_allclose(model.predict(x[2::3], verbose=0), cv.oof[2::3], rtol=1e-4, atol=1e-5)
 
 
 def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path):
