@@ -100,16 +100,24 @@ def _compile(model, params: dict, kind: str, epochs: int, steps: int, mixed: boo
     model._cellclf_compile_key = key
 
 
-def _mixing_trainer(model: keras.Model, mixup: float, cutmix: float, seed: int,
-                    cache: dict | None) -> keras.Model:
-    """Return the MixUp/CutMix training wrapper of ``model``, its draws restarted at ``seed``;
-    with a ``cache`` (one per cross-validation), built once per model and setting, so folds
-    reuse it and its compiled train step."""
-    key = (id(model), mixup, cutmix)
+def _trainer(model: keras.Model, phase: str, mixup: float, cutmix: float, seed: int,
+             cache: dict | None) -> keras.Model:
+    """Return the model to fit in training ``phase`` ('head' or 'train'): ``model`` itself, a
+    second functional model over the same layers for the head warm-up, or a MixUp/CutMix
+    training wrapper (its draws restarted at ``seed``). Each shares ``model``'s weights and
+    keeps its own compiled train step: with a ``cache`` (one per cross-validation) every fold
+    reuses them, so a two-phase stage compiles twice per backbone, not twice per fold."""
+    key = (id(model), phase, mixup, cutmix)
     cache = {} if cache is None else cache
     if key not in cache:
-        cache[key] = mixing.training_model(model, mixup, cutmix, seed)
-    cache[key].get_layer("mix_batch").reseed(seed)
+        if mixup or cutmix:
+            cache[key] = mixing.training_model(model, mixup, cutmix, seed)
+        elif phase == "head":
+            cache[key] = keras.Model(model.inputs, model.outputs, name=f"{model.name}_head_warmup")
+        else:
+            cache[key] = model
+    if mixup or cutmix:
+        cache[key].get_layer("mix_batch").reseed(seed)
     return cache[key]
 
 
@@ -134,8 +142,8 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     if ``fold_dir`` holds a finished fold with the same parameters, load it instead.
     ``steps`` (per epoch) sizes the learning-rate schedule; default: this fold's. ``extra``:
     ``(images, target probabilities)`` trained on beside the fold's split (pseudo-labels).
-    ``trainers``: a dict the folds of one cross-validation share, keeping MixUp/CutMix
-    training wrappers for reuse."""
+    ``trainers``: a dict the folds of one cross-validation share, keeping the models each
+    training phase fits (and their compiled steps) for reuse."""
     fold_dir = Path(fold_dir)
     sig = signature(params)
     done = fold_dir / "done.json"
@@ -155,8 +163,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     model = build()
     n_classes = model.output_shape[-1]
     mixup, cutmix = params.get("mixup", 0), params.get("cutmix", 0)
-    trainer = (_mixing_trainer(model, mixup, cutmix, params["seed"] * 100 + fold, trainers)
-               if mixup or cutmix else model)
+    mixed = bool(mixup or cutmix)
     best = BestEpoch(x[val_idx], y[val_idx], params["monitor"], params["batch_size"], scored=model)
     class_weight = None
     if params.get("class_weight") == "balanced":
@@ -178,7 +185,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     fill = np.random.default_rng(params["seed"] * 100 + fold).choice(
         len(x_train), n_fill, replace=n_fill > len(x_train))
     rows = np.concatenate([np.arange(len(x_train)), fill])
-    if trainer is model:
+    if not mixed:
         fit = dict(x=x_train[rows], y=targets[rows], class_weight=class_weight)
     else:
         # the labels (and class weights, as per-image weights a mixed image shares by its
@@ -187,7 +194,6 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
         rows_in = np.concatenate([targets, (targets @ w)[:, None]], axis=1).astype("float32")
         fit = dict(x={"images": x_train[rows], "labels": rows_in[rows]}, y=targets[rows])
     fit |= dict(batch_size=params["batch_size"], shuffle=True, callbacks=[best], verbose=2)
-    mixed = trainer is not model
     histories = []
     t0 = time.time()
     head_epochs = params.get("head_epochs", 0)
@@ -195,11 +201,13 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
         # warm the new head up on a frozen base, so its random gradients do not wreck the
         # pretrained features when the base is unfrozen
         unfreeze = _set_base_frozen(model)
+        trainer = _trainer(model, "head", mixup, cutmix, params["seed"] * 100 + fold, trainers)
         # a fresh head needs a larger step than the pretrained base: 10x lr, constant
         _compile(trainer, {**params, "lr": min(10 * params["lr"], 1.0)}, "constant", head_epochs, steps, mixed)
         histories.append(pd.DataFrame(trainer.fit(epochs=head_epochs, **fit).history)
                          .assign(phase="head"))
         unfreeze()
+    trainer = _trainer(model, "train", mixup, cutmix, params["seed"] * 100 + fold, trainers)
     _compile(trainer, params, params["schedule"], params["epochs"], steps, mixed)
     histories.append(pd.DataFrame(trainer.fit(epochs=params["epochs"], **fit).history)
                      .assign(phase="train"))
@@ -243,7 +251,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     compile_cache.enable()
     oof = oof_plain = None
     tests, hists, rows = [], [], []
-    trainers: dict = {}  # MixUp/CutMix wrappers, shared by the folds
+    trainers: dict = {}  # the models each phase fits, with their compiled steps, shared by the folds
     # one schedule length for all folds (the largest training split), so folds can share a
     # compiled train step; a smaller fold ends its schedule at most a step early
     extras = {int(f): extra_for_fold(int(f)) if extra_for_fold else None for f in np.unique(fold_of)}

@@ -2,10 +2,14 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from cellclf_utils import mixing, models, predict, schedules, train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _params(**kw):
@@ -130,30 +134,77 @@ def test_baseline_trains_under_jax():
     assert "jax ok" in r.stdout
 
 
-def test_head_warmup_then_fine_tune_keeps_the_freeze_policy(tmp_path):
-    """Phase 1 trains only the head on a frozen base; phase 2 restores the policy's flags."""
-    import keras
-    x, y = _toy(32)
+TWO_PHASES = """
+import numpy as np, keras, pytest
+from cellclf_utils import train
+from tests.test_train import _params, _toy
+
+def two_phases(tmp_path):
+    x, y = _toy(48)
+    inp = keras.Input((16, 16, 3))
+    # 0..1 inputs: on 0..255 the softmax saturates and JAX's gradients vanish, which would hide
+    # whether the base trains
+    base = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
+                             keras.layers.Conv2D(4, 3, name="frozen_conv"),
+                             keras.layers.Conv2D(4, 3, name="tuned_conv")], name="base")
+    base.get_layer("frozen_conv").trainable = False
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="probs")(
+        keras.layers.GlobalAveragePooling2D()(base(inp))))
+    initial = model.get_weights()
+    tuned0 = base.get_layer("tuned_conv").get_weights()[0].copy()
+    compiled, after_head = [], []
+    compile_ = keras.Model.compile
+
+    def counting_compile(self, *a, **k):
+        compiled.append(self.name)
+        return compile_(self, *a, **k)
+    keras.Model.compile = counting_compile
+
+    class HeadOnly(keras.callbacks.Callback):  # the base must not move in the head phase
+        def on_train_end(self, logs=None):
+            if not base.trainable:  # the head phase just ended (the train phase ends unfrozen)
+                after_head.append(np.array_equal(base.get_layer("tuned_conv").get_weights()[0], tuned0))
 
     def build():
-        inp = keras.Input((16, 16, 3))
-        base = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="frozen_conv"),
-                                 keras.layers.Conv2D(4, 3, name="tuned_conv")], name="base")
-        base.get_layer("frozen_conv").trainable = False
-        out = keras.layers.Dense(2, activation="softmax", name="probs")(
-            keras.layers.GlobalAveragePooling2D()(base(inp)))
-        model = keras.Model(inp, out)
-        build.model = model
+        model.set_weights(initial)
         return model
 
-    P = _params(epochs=2, head_epochs=1, monitor="last", tta=True)
-    cv = train.cross_validate(build, x, y, (np.arange(32) // 2) % 2, None, P, tmp_path)
+    fit = keras.Model.fit
+    keras.Model.fit = lambda self, *a, **k: fit(self, *a, **{**k, "callbacks": [*k["callbacks"], HeadOnly()]})
+    try:
+        P = _params(epochs=2, head_epochs=1, monitor="last", tta=True)
+        cv = train.cross_validate(build, x, y, np.arange(48) % 3, None, P, tmp_path)
+    finally:
+        keras.Model.compile, keras.Model.fit = compile_, fit
     h = cv.history[cv.history.fold == 0]
     assert h.phase.tolist() == ["head", "train", "train"] and h.epoch.tolist() == [0, 1, 2]
     assert h.learning_rate.iloc[0] == pytest.approx(min(10 * P["lr"], 1.0))  # the fresh head's larger step
-    base = build.model.get_layer("base")
+    assert len(compiled) == 2, compiled  # one per phase for all 3 folds, not one per phase per fold
+    assert after_head == [True, True, True], after_head
     assert base.trainable and not base.get_layer("frozen_conv").trainable and base.get_layer("tuned_conv").trainable
+    np.testing.assert_array_equal(base.get_layer("frozen_conv").get_weights()[0], initial[0])
+    assert not np.array_equal(base.get_layer("tuned_conv").get_weights()[0], tuned0)  # phase 2 trained it
     assert cv.oof_plain.shape == cv.oof.shape and not np.allclose(cv.oof_plain, cv.oof)
+"""
+
+
+def test_head_warmup_then_fine_tune_keeps_the_freeze_policy_and_compiles_once_per_phase(tmp_path):
+    """Phase 1 trains only the head on a frozen base; phase 2 restores the policy's flags;
+    each phase's model is compiled once and reused by every fold."""
+    scope = {}
+    exec(compile(TWO_PHASES, "TWO_PHASES", "exec"), scope)
+    scope["two_phases"](tmp_path)
+
+
+def test_two_phase_reuse_under_jax(tmp_path):
+    """Under JAX a compiled step is tied to which variables train: reusing one per phase
+    must still freeze the base in the head phase and train it in the next, fold after fold."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    code = TWO_PHASES + f"\nimport pathlib; two_phases(pathlib.Path({str(tmp_path)!r}))\nprint('two phases ok')"
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "two phases ok" in r.stdout
 
 
 def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_path):
