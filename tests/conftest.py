@@ -1,6 +1,8 @@
 """Shared test set-up: an explicit Keras backend, a headless matplotlib, and caches and
 runs kept in temporary folders so tests never touch the project's runs/."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -13,6 +15,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+def run_under_jax(code: str, *args, timeout: int = 300) -> str:
+    """Return the stdout of ``code`` run by a fresh Python under KERAS_BACKEND=jax on the CPU
+    (project root as working directory, ``args`` as sys.argv[1:]); fail with its stderr when it
+    fails, skip when JAX is absent. The suite's own process stays on TensorFlow."""
+    pytest.importorskip("jax")
+    # tests/ on the path too: the code may import a test module, which imports conftest
+    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT, capture_output=True,
+                       text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
 
 
 @pytest.fixture(autouse=True)

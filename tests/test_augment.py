@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -9,6 +5,7 @@ from skimage.color import rgb2hed, rgb_from_hed
 
 from cellclf_utils import augment
 from cellclf_utils.augment import HEDJitter
+from conftest import run_under_jax
 
 ACTIVE = [p for p in augment.PRESETS if p != "none"]
 
@@ -70,13 +67,8 @@ for preset in ACTIVE:
 
 
 def test_presets_work_and_compile_under_jax():
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, "-c", JAX_PRESETS], env=env, cwd=root, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert all(f"{p} jax ok" in r.stdout for p in ACTIVE), r.stdout
+    out = run_under_jax(JAX_PRESETS)
+    assert all(f"{p} jax ok" in out for p in ACTIVE), out
 
 
 def test_hed_jitter_without_strength_is_the_identity():

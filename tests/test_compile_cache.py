@@ -1,11 +1,10 @@
 import ast
 import os
-import subprocess
-import sys
 
 import pytest
 
 from cellclf_utils import compile_cache
+from conftest import run_under_jax
 
 # two folds of a two-phase fine-tune (head warm-up, then the whole model) under JAX
 SCRIPT = r"""
@@ -31,14 +30,9 @@ print("RESULT", (cv.folds.compiles.tolist(), cv.folds.compile_s.tolist(), compil
 
 
 def test_compiled_steps_are_reused_by_later_folds_and_loaded_from_the_cache_by_later_runs(tmp_path):
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-
     def run(name):
-        r = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "xla"), str(tmp_path / name)], env=env,
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr[-3000:]
-        return ast.literal_eval(r.stdout.split("RESULT")[1].strip()), r.stdout[-2000:]
+        out = run_under_jax(SCRIPT, tmp_path / "xla", tmp_path / name)
+        return ast.literal_eval(out.split("RESULT")[1].strip()), out[-2000:]
 
     (compiles, seconds, _), out = run("run1")
     # fold 0 compiles both phases' train steps and the predict step; fold 1 reuses them in memory

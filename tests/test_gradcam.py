@@ -1,14 +1,12 @@
 """Grad-CAM: maps peak where the planted evidence is, match the closed form for a GAP head,
 use each image's own fold model, and compute under TensorFlow and JAX."""
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 from cellclf_utils import gradcam, models, plots
+from conftest import run_under_jax
 
 
 def red_detector(size=16, sign=1.0) -> keras.Model:
@@ -134,9 +132,5 @@ print("jax", round(float(m[:4, :4].mean()), 3), float(m[8:, 8:].max()), g.shape,
 
 
 def test_computes_under_jax():
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", _JAX], env=env, cwd=root, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip().splitlines()[-1] == "jax 1.0 0.0 (2, 32, 32) True"
+    out = run_under_jax(_JAX)
+    assert out.strip().splitlines()[-1] == "jax 1.0 0.0 (2, 32, 32) True"

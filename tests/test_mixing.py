@@ -1,13 +1,9 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 import pytest
 
 from cellclf_utils import mixing
+from conftest import run_under_jax
 
 # Two classes whose images are all 0 (class 0) or all 255 (class 1): after mixing, an
 # image's mean pixel / 255 must equal its label's class-1 share, whatever the draw was.
@@ -52,13 +48,7 @@ def test_mixed_labels_and_weights_match_the_mixed_pixels():
 
 
 def test_mixed_labels_and_weights_match_the_mixed_pixels_under_jax():
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-c", CHECK], env=env, cwd=root, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.count("mixing ok") == 3
+    assert run_under_jax(CHECK).count("mixing ok") == 3
 
 
 def test_mixed_crossentropy_is_weighted_crossentropy_on_unmixed_rows():

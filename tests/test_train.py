@@ -1,15 +1,8 @@
-import os
-import subprocess
-import sys
-
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from cellclf_utils import mixing, models, predict, schedules, train
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_under_jax
 
 
 def _params(**kw):
@@ -127,11 +120,7 @@ print("jax ok", loss)
 
 
 def test_baseline_trains_under_jax():
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    r = subprocess.run([sys.executable, "-c", JAX_STEP], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "jax ok" in r.stdout
+    assert "jax ok" in run_under_jax(JAX_STEP)
 
 
 TWO_PHASES = """
@@ -199,12 +188,8 @@ def test_head_warmup_then_fine_tune_keeps_the_freeze_policy_and_compiles_once_pe
 def test_two_phase_reuse_under_jax(tmp_path):
     """Under JAX a compiled step is tied to which variables train: reusing one per phase
     must still freeze the base in the head phase and train it in the next, fold after fold."""
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    code = TWO_PHASES + f"\nimport pathlib; two_phases(pathlib.Path({str(tmp_path)!r}))\nprint('two phases ok')"
-    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "two phases ok" in r.stdout
+    code = TWO_PHASES + "\nimport pathlib, sys; two_phases(pathlib.Path(sys.argv[1]))\nprint('two phases ok')"
+    assert "two phases ok" in run_under_jax(code, tmp_path, timeout=600)
 
 
 def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_path):
