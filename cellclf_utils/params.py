@@ -81,9 +81,9 @@ SPECS: dict[str, Spec] = {
     "cutmix": Spec(float, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
                           "batch uses one of the two at random", check=lambda x: 0 <= x <= 10,
                    allowed="0 <= cutmix <= 10"),
-    "classifier": Spec(str, "classical stage: logistic regression, RBF SVM or random forest on HOG + colour "
-                            "features", choices=("logreg", "svm", "forest")),
-    "C": Spec(float, "classical stage: inverse regularisation strength (logreg, svm)",
+    "classifier": Spec(str, "classical and probe stages: logistic regression, RBF SVM or random forest "
+                            "on the stage's features", choices=("logreg", "svm", "forest")),
+    "C": Spec(float, "classical and probe stages: inverse regularisation strength (logreg, svm)",
               check=lambda x: 0 < x <= 1e6, allowed="0 < C <= 1e6"),
     "teacher": Spec(str, "pseudo-labelling: comma-separated finished stages to retrain with their own confident "
                          "test predictions; '' = the best trained stage"),
@@ -113,6 +113,9 @@ STAGE_PARAMS = {
     "02_baseline_cnn": _TRAINING,
     "02b_classical": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
                       "limit", "folds", "seed", "class_weight", "tta", "classifier", "C"),
+    "02c_frozen_probe": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
+                         "limit", "folds", "seed", "batch_size", "backbone", "weights", "pooling", "class_weight",
+                         "tta", "classifier", "C"),
     "03_xception": _FINETUNE,
     "04_vgg16": _FINETUNE,
     "05_inception_resnet_v2": _FINETUNE,

@@ -50,7 +50,7 @@ def test_run_folder_contract(smoke_run):
     folds = pd.read_csv(run_dir / "folds.csv")
     assert list(folds.columns) == ["id", "fold", "group", "label"] and len(folds) == 42
     assert (folds.groupby("group").fold.nunique() == 1).all()
-    for stage in ("01_eda_colour", "02_baseline_cnn", "02b_classical"):
+    for stage in ("01_eda_colour", "02_baseline_cnn", "02b_classical", "02c_frozen_probe"):
         d = run_dir / stage
         for name in ("notebook.ipynb", "notebook.html", "params.json", "metrics.json"):
             assert (d / name).is_file(), f"{stage}/{name} missing"
@@ -87,6 +87,9 @@ def test_run_folder_contract(smoke_run):
     hog = pd.read_csv(run_dir / "02b_classical" / "oof.csv")
     assert list(hog.columns) == list(oof.columns) and set(hog.id) == set(oof.id)
     assert "02b_classical/notebook.html" in (run_dir / "index.html").read_text()
+    probe = pd.read_csv(run_dir / "02c_frozen_probe" / "oof.csv")
+    assert list(probe.columns) == list(oof.columns) and set(probe.id) == set(oof.id)
+    assert "02c_frozen_probe" in em["members"]
     eda = json.loads((run_dir / "01_eda_colour" / "metrics.json").read_text())
     assert eda["counts"] == {c: 14 for c in classes}
     index = (run_dir / "index.html").read_text()

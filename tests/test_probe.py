@@ -1,0 +1,105 @@
+"""The linear probe (02c): frozen backbone features equal Keras' own pooled MobileNetV2 with the
+shared ImageNet weights (TensorFlow and JAX), and the classical cross-validation fits on the
+views it is told to."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from cellclf_utils import backbones as bb
+from cellclf_utils import classical, probe
+from cellclf_utils.predict import dihedral
+from conftest import run_under_jax, shared_or_skip
+
+
+def _images(n, size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+def test_features_are_the_frozen_pooled_base_in_whole_batches():
+    keras.utils.set_random_seed(0)
+    m = probe.extractor("mobilenet_v2", 32, "none")
+    assert m.output.shape[-1] == 1280 and not m.trainable_weights  # nothing in a probe trains
+    # VGG16: random weights keep feature magnitudes (MobileNetV2's shrink to ~1e-13 at 32 px)
+    featurize = probe.featurizer("vgg16", 32, "none", batch_size=4)
+    x = _images(5, 32)
+    f = featurize(x)
+    assert f.shape == (5, 512) and f.dtype == np.float32
+    # the short last batch is padded, then cut off: each row is its own image's features
+    scale = np.abs(f).mean()
+    assert np.abs(f[3] - f[4]).mean() > 0.05 * scale
+    np.testing.assert_allclose(f[:4], featurize(x[:4]), atol=1e-4 * scale)
+    np.testing.assert_allclose(f[4:], featurize(x[4:]), atol=1e-4 * scale)
+    with pytest.raises(ValueError, match="built for 32 px"):
+        featurize(_images(2, 40))
+
+
+def test_model_name_says_backbone_weights_size_and_classifier():
+    P = {"backbone": "mobilenet_v2", "weights": "/x/y/mnv2_notop.weights.h5", "pooling": "gap", "image_size": 224,
+         "classifier": "logreg", "C": 0.01}
+    assert probe.describe(P) == "mobilenet_v2 weights=mnv2_notop.weights.h5 gap @224, frozen; logreg C=0.01"
+
+
+_REFERENCE = """
+import sys, numpy as np, keras
+from cellclf_utils import probe
+x = np.random.default_rng(1).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+print(probe.featurizer("mobilenet_v2", 96, sys.argv[1], batch_size=2)(x).round(5).tolist())
+"""
+
+
+def test_shared_weights_give_keras_applications_features_under_tf_and_jax():
+    path = shared_or_skip("weights", "mobilenet_v2", "mobilenet_v2_imagenet_notop.weights.h5")
+    x = np.random.default_rng(1).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    ref = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(96, 96, 3), pooling="avg")
+    ref.load_weights(path)
+    expected = ref.predict(keras.applications.mobilenet_v2.preprocess_input(x.astype("float32")), verbose=0)
+    ours = probe.featurizer("mobilenet_v2", 96, str(path), batch_size=2)(x)
+    np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-4)
+    under_jax = np.array(json.loads(run_under_jax(_REFERENCE, path).strip().splitlines()[-1]))
+    np.testing.assert_allclose(under_jax, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_imagenet_offline_names_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(bb, "_host_reachable", lambda: False)
+    with pytest.raises(bb.WeightsError, match="weights=none .*weights=<path to a .weights.h5>"):
+        probe.extractor("mobilenet_v2", 96, "imagenet")
+
+
+class _Recorder:
+    """Stands in for the scikit-learn pipeline: records what it is fitted on, predicts uniform."""
+    fits = []
+
+    def fit(self, X, y):
+        _Recorder.fits.append((X.copy(), y.copy()))
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), len(self.classes_)), 1 / len(self.classes_))
+
+
+@pytest.mark.parametrize("tta,fit_on_views,copies", [(True, True, 8), (True, False, 1), (False, True, 1)])
+def test_fit_on_views_fits_on_every_view_of_the_training_split(tta, fit_on_views, copies, monkeypatch):
+    monkeypatch.setattr(classical, "make_classifier", lambda *a, **k: _Recorder())
+    _Recorder.fits = []
+    x, y, fold = _images(12, 8, seed=2), np.arange(12) % 3, np.arange(12) % 2
+    calls = []
+
+    def featurize(v):  # the whole image as the feature row, so views are told apart
+        calls.append(len(v))
+        return v.reshape(len(v), -1).astype("float32")
+
+    params = {"classifier": "logreg", "C": 1.0, "class_weight": "none", "seed": 0, "tta": tta}
+    classical.cross_validate(x, y, fold, None, params, 3, featurize=featurize, fit_on_views=fit_on_views)
+    assert calls == [12] * (8 if tta else 1)
+    assert len(_Recorder.fits) == 2
+    for f, (X, yy) in enumerate(_Recorder.fits):
+        tr = fold != f
+        expected = np.concatenate([dihedral(x[tr], k).reshape(tr.sum(), -1) for k in range(copies)])
+        np.testing.assert_array_equal(X, expected)
+        np.testing.assert_array_equal(yy, np.tile(y[tr], copies))
