@@ -85,6 +85,7 @@ SPECS: dict[str, Spec] = {
                             "on the stage's features", choices=("logreg", "svm", "forest")),
     "C": Spec(float, "classical and probe stages: inverse regularisation strength (logreg, svm)",
               check=lambda x: 0 < x <= 1e6, allowed="0 < C <= 1e6"),
+    "colour": Spec(bool, "probe stage: append 02b's colour and stain histograms to the backbone features"),
     "teacher": Spec(str, "pseudo-labelling: comma-separated finished stages to retrain with their own confident "
                          "test predictions; '' = the best trained stage"),
     "threshold": Spec(float, "pseudo-labelling: least top-class probability for a test image to be used",
@@ -114,8 +115,8 @@ STAGE_PARAMS = {
     "02b_classical": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
                       "limit", "folds", "seed", "class_weight", "tta", "classifier", "C"),
     "02c_frozen_probe": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
-                         "limit", "folds", "seed", "batch_size", "backbone", "weights", "pooling", "class_weight",
-                         "tta", "classifier", "C"),
+                         "limit", "folds", "seed", "batch_size", "backbone", "weights", "pooling", "colour",
+                         "class_weight", "tta", "classifier", "C"),
     "03_xception": _FINETUNE,
     "04_vgg16": _FINETUNE,
     "05_inception_resnet_v2": _FINETUNE,

@@ -12,7 +12,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from . import backbones
+from . import backbones, classical
 from .predict import pad_to_batches
 
 
@@ -28,12 +28,16 @@ def extractor(backbone: str, image_size: int, weights: str, pooling: str = "gap"
 def describe(P: dict) -> str:
     """Return the leaderboard's model name of a probe stage's parameters."""
     w = P["weights"] if P["weights"] in ("imagenet", "none") else Path(P["weights"]).name
-    return f"{P['backbone']} weights={w} {P['pooling']} @{P['image_size']}, frozen; {P['classifier']} C={P['C']}"
+    colour = " + colour/stain histograms" if P.get("colour") else ""
+    return (f"{P['backbone']} weights={w} {P['pooling']} @{P['image_size']}, frozen{colour}; "
+            f"{P['classifier']} C={P['C']}")
 
 
 def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap",
-               batch_size: int = 32) -> Callable[[np.ndarray], np.ndarray]:
-    """Return ``featurize(x)``: float32 (N, F) pooled features of uint8 images (N, S, S, 3)."""
+               batch_size: int = 32, colour: bool = False) -> Callable[[np.ndarray], np.ndarray]:
+    """Return ``featurize(x)``: float32 (N, F) pooled features of uint8 images (N, S, S, 3),
+    with ``colour`` followed by 02b's hue/saturation/value and stain histograms (96 columns),
+    class evidence (stain uptake) that features learned on ImageNet photos need not hold."""
     model = extractor(backbone, image_size, weights, pooling)
 
     def featurize(x: np.ndarray) -> np.ndarray:
@@ -42,5 +46,6 @@ def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap
                              f"for {image_size} px; load them with the same image_size")
         # whole batches only: a short last batch would compile the model a second time
         out = model.predict(pad_to_batches(x, batch_size), batch_size=batch_size, verbose=0)
-        return np.asarray(out[:len(x)], dtype="float32")
+        out = np.asarray(out[:len(x)], dtype="float32")
+        return np.hstack([out, classical.colour_histograms(x)]) if colour else out
     return featurize

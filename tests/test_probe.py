@@ -22,6 +22,7 @@ def test_features_are_the_frozen_pooled_base_in_whole_batches():
     m = probe.extractor("mobilenet_v2", 32, "none")
     assert m.output.shape[-1] == 1280 and not m.trainable_weights  # nothing in a probe trains
     # VGG16: random weights keep feature magnitudes (MobileNetV2's shrink to ~1e-13 at 32 px)
+    keras.utils.set_random_seed(1)
     featurize = probe.featurizer("vgg16", 32, "none", batch_size=4)
     x = _images(5, 32)
     f = featurize(x)
@@ -33,12 +34,19 @@ def test_features_are_the_frozen_pooled_base_in_whole_batches():
     np.testing.assert_allclose(f[4:], featurize(x[4:]), atol=1e-4 * scale)
     with pytest.raises(ValueError, match="built for 32 px"):
         featurize(_images(2, 40))
+    keras.utils.set_random_seed(1)  # the same random weights
+    with_colour = probe.featurizer("vgg16", 32, "none", batch_size=4, colour=True)(x)
+    assert with_colour.shape == (5, 512 + 6 * classical.BINS)
+    np.testing.assert_allclose(with_colour[:, :512], f, atol=1e-4 * scale)
+    np.testing.assert_array_equal(with_colour[:, 512:], classical.colour_histograms(x))
 
 
 def test_model_name_says_backbone_weights_size_and_classifier():
     P = {"backbone": "mobilenet_v2", "weights": "/x/y/mnv2_notop.weights.h5", "pooling": "gap", "image_size": 224,
          "classifier": "logreg", "C": 0.01}
     assert probe.describe(P) == "mobilenet_v2 weights=mnv2_notop.weights.h5 gap @224, frozen; logreg C=0.01"
+    assert probe.describe({**P, "colour": True, "weights": "imagenet"}) == \
+        "mobilenet_v2 weights=imagenet gap @224, frozen + colour/stain histograms; logreg C=0.01"
 
 
 _REFERENCE = """
