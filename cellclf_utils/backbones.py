@@ -133,6 +133,11 @@ def weights_file(name: str, image_size: int) -> str:
     return get(name).weights_file.format(size=size)
 
 
+def weights_label(weights: str) -> str:
+    """Return how reports name a ``weights`` parameter: imagenet, none, or the file's name."""
+    return weights if weights in ("imagenet", "none") else Path(weights).name
+
+
 def _keras_cache() -> Path:
     """Return Keras' download folder. Keras reads KERAS_HOME once at import; this reads it
     per call, which agrees unless the variable changes while the process runs."""

@@ -6,7 +6,6 @@ fine-tune has to beat: with few images, fine-tuning can lose to it (docs/results
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import keras
@@ -27,7 +26,7 @@ def extractor(backbone: str, image_size: int, weights: str, pooling: str = "gap"
 
 def describe(P: dict) -> str:
     """Return the leaderboard's model name of a probe stage's parameters."""
-    w = P["weights"] if P["weights"] in ("imagenet", "none") else Path(P["weights"]).name
+    w = backbones.weights_label(P["weights"])
     colour = " + colour/stain histograms" if P.get("colour") else ""
     return (f"{P['backbone']} weights={w} {P['pooling']} @{P['image_size']}, frozen{colour}; "
             f"{P['classifier']} C={P['C']}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -102,7 +101,7 @@ def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], 
         return model
 
     table = freeze_table(model)
-    name = Path(P["weights"]).name if P["weights"] not in ("imagenet", "none") else P["weights"]
+    name = backbones.weights_label(P["weights"])
     desc = (f"{P['backbone']} weights={name} unfreeze_from={P['unfreeze_from']} {P['pooling']} "
             f"dropout={P['dropout']}")
     print(f"{P['backbone']} @ {P['image_size']} px, weights {name}, {policy}: "
