@@ -226,7 +226,7 @@ def _boundary(base: keras.Model, unfreeze_from) -> int:
     return names.index(unfreeze_from)
 
 
-def apply_freeze(base: keras.Model, unfreeze_from, train_bn_in_frozen: bool) -> list[str]:
+def apply_freeze(base: keras.Model, unfreeze_from, train_bn_in_frozen: bool, freeze_bn: bool = False) -> list[str]:
     """Freeze ``base`` below ``unfreeze_from`` and return the names of its layers that now
     have trainable weights.
 
@@ -234,11 +234,20 @@ def apply_freeze(base: keras.Model, unfreeze_from, train_bn_in_frozen: bool) -> 
     string; layers with index >= it trainable), 'all' or 'none' (a linear probe).
     train_bn_in_frozen: keep BatchNormalization layers trainable in the frozen part. A frozen
     BatchNormalization layer also runs in inference mode (moving statistics) in Keras 3.
+    freeze_bn: freeze every BatchNormalization layer, also above the cut, so all normalise with
+    their ImageNet moving statistics while the convolutions fine-tune. Trainable BN layers
+    normalise by the statistics of each small training batch, which shifts the features a head
+    was fitted on (Keras 3 ignores ``base(x, training=False)`` inside ``fit``, so freezing is
+    the way to keep them in inference mode).
     """
+    if freeze_bn and train_bn_in_frozen:
+        raise ValueError("parameters 'freeze_bn' and 'train_bn_in_frozen' contradict each other: "
+                         "set train_bn_in_frozen false to freeze every BatchNormalization layer")
     start = _boundary(base, unfreeze_from)
     base.trainable = True  # a frozen parent hides its layers' flags
     for i, layer in enumerate(base.layers):
-        layer.trainable = i >= start or (train_bn_in_frozen and isinstance(layer, layers.BatchNormalization))
+        is_bn = isinstance(layer, layers.BatchNormalization)
+        layer.trainable = (i >= start or (train_bn_in_frozen and is_bn)) and not (freeze_bn and is_bn)
     return [layer.name for layer in base.layers if layer.trainable_weights]
 
 
@@ -256,13 +265,14 @@ def remember_trainable(base: keras.Model) -> Callable[[], None]:
 
 def build(name: str, image_size: int, n_classes: int, *, weights="none", pooling: str = "gap",
           dropout: float = 0.5, unfreeze_from=None, train_bn_in_frozen: bool | None = None,
-          augment=None) -> keras.Model:
+          augment=None, freeze_bn: bool = False) -> keras.Model:
     """Return the fine-tuning model: 0..255 RGB (image_size² x 3) -> augment -> preprocessing
     -> backbone ``name`` (layer 'base') -> GAP/GMP -> dropout -> softmax 'probs' (float32).
 
     weights: 'none' (random), 'imagenet' (Keras' download; WeightsError fast when offline) or a
     path to no-top weights. unfreeze_from / train_bn_in_frozen default to the registry's
     policy (see apply_freeze). augment: a Keras layer, a preset name of augment.pipeline, or None.
+    freeze_bn: freeze every BatchNormalization layer, above the cut too (see apply_freeze).
     """
     spec = get(name)
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < spec.min_size:
@@ -280,7 +290,9 @@ def build(name: str, image_size: int, n_classes: int, *, weights="none", pooling
     base = _base(spec, image_size, weights)
     base.name = "base"  # after construction: EfficientNetV2 derives its weights file from its name
     apply_freeze(base, spec.unfreeze_from if unfreeze_from is None else unfreeze_from,
-                 spec.train_bn_in_frozen if train_bn_in_frozen is None else train_bn_in_frozen)
+                 # the default policy gives way to an explicit freeze_bn
+                 spec.train_bn_in_frozen and not freeze_bn if train_bn_in_frozen is None else train_bn_in_frozen,
+                 freeze_bn)
 
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = augment(inputs) if augment is not None else inputs

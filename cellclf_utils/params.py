@@ -76,6 +76,11 @@ SPECS: dict[str, Spec] = {
                                     "(default: the backbone's policy)", choices=("default", "true", "false")),
     "head_epochs": Spec(int, "epochs training only the new head (at 10x lr) on a frozen backbone before fine-tuning "
                              "(0 = none)", check=lambda x: x >= 0, allowed=">= 0"),
+    "freeze_bn": Spec(bool, "freeze every BatchNormalization layer, above unfreeze_from too: they keep their "
+                            "ImageNet statistics, scale and offset while the convolutions fine-tune"),
+    "head_init": Spec(str, "the new head's start: random, or probe (a logistic regression fitted on the frozen "
+                           "backbone's features of the fold's training images, then fine-tuned: LP-FT)",
+                      choices=("random", "probe")),
     "mixup": Spec(float, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
                   check=lambda x: 0 <= x <= 10, allowed="0 <= mixup <= 10"),
     "cutmix": Spec(float, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
@@ -106,7 +111,7 @@ _TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize",
              "limit", "batch_size", "epochs", "lr", "optimizer", "schedule", "folds", "seed",
              "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "tta", "gradcam")
 _FINETUNE = _TRAINING + ("backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
-                         "mixup", "cutmix")
+                         "head_init", "freeze_bn", "mixup", "cutmix")
 
 STAGE_PARAMS = {
     "01_eda_colour": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",

@@ -91,7 +91,8 @@ def backbone_model(P: dict, n_classes: int) -> tuple[Callable[[], keras.Model], 
     keras.utils.set_random_seed(P["seed"])  # the new head's initial weights
     model = backbones.build(P["backbone"], P["image_size"], n_classes, weights=weights_path(P["weights"]),
                             pooling=P["pooling"], dropout=P["dropout"], unfreeze_from=unfreeze,
-                            train_bn_in_frozen=bn, augment=augment.pipeline(P["augment"], P["seed"]))
+                            train_bn_in_frozen=bn, augment=augment.pipeline(P["augment"], P["seed"]),
+                            freeze_bn=P.get("freeze_bn", False))
     initial = model.get_weights()
     restore_freeze = backbones.remember_trainable(model.get_layer("base"))
 

@@ -14,11 +14,14 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import backbones, compile_cache, metrics, mixing, predict, runs
+from . import backbones, compile_cache, metrics, mixing, predict, probe, runs
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume
 _NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam")
+# parameters added after runs existed: at their default they are left out of the signature,
+# so folds finished before the parameter existed still resume
+_ADDED_LATER = {"head_init": "random", "freeze_bn": False}
 
 
 class ResumeMismatchError(RuntimeError):
@@ -132,7 +135,8 @@ class CVResult:
 
 def signature(params: dict) -> str:
     """Return a short hash of the parameters that determine a fold's result."""
-    keep = {k: v for k, v in sorted(params.items()) if k not in _NOT_IN_SIGNATURE}
+    keep = {k: v for k, v in sorted(params.items())
+            if k not in _NOT_IN_SIGNATURE and not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
     return hashlib.sha1(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -196,6 +200,15 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     fit |= dict(batch_size=params["batch_size"], shuffle=True, callbacks=[best], verbose=2)
     histories = []
     t0 = time.time()
+    trainers = {} if trainers is None else trainers
+    if params.get("head_init") == "probe" and any(layer.name == "base" for layer in model.layers):
+        # LP-FT: start from the linear probe's head instead of a random one (probe.fit_head)
+        if (id(model), "pooled") not in trainers:
+            trainers[(id(model), "pooled")] = probe.pooled_features(model)
+        features = trainers[(id(model), "pooled")]
+        acc = probe.fit_head(model, features, x[train_idx], y[train_idx], n_classes,
+                             batch_size=params["batch_size"])
+        print(f"fold {fold}: head set to a linear probe on the frozen features (training accuracy {acc:.1%})")
     head_epochs = params.get("head_epochs", 0)
     if head_epochs and any(layer.name == "base" for layer in model.layers):
         # warm the new head up on a frozen base, so its random gradients do not wreck the

@@ -259,3 +259,32 @@ def test_builds_and_trains_under_jax():
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "jax True (2, 3)"
+
+
+@pytest.mark.parametrize("freeze_bn", [False, True])
+def test_freeze_bn_keeps_imagenet_statistics_while_the_convolutions_train(freeze_bn):
+    keras.utils.set_random_seed(0)
+    # ResNet50: with random weights and frozen BN, its residual paths keep activations and
+    # gradients alive (MobileNetV2's vanish at 32 px)
+    model = bb.build("resnet50", 32, 3, unfreeze_from="all", freeze_bn=freeze_bn)
+    base = model.get_layer("base")
+    bn, conv = base.get_layer("conv5_block3_3_bn"), base.get_layer("conv5_block3_3_conv")
+    before = [w.numpy().copy() for w in (bn.moving_mean, bn.gamma, conv.kernel)]
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("float32")
+    model.train_on_batch(x, np.arange(8) % 3)
+    mean, gamma, kernel = [w.numpy() for w in (bn.moving_mean, bn.gamma, conv.kernel)]
+    assert not np.array_equal(kernel, before[2])  # the convolutions train either way
+    assert np.array_equal(mean, before[0]) == freeze_bn and np.array_equal(gamma, before[1]) == freeze_bn
+    if freeze_bn:
+        assert not any(layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_freeze_bn_overrides_a_default_policy_and_contradicts_an_explicit_one():
+    xception = bb.REGISTRY["xception"]
+    assert xception.train_bn_in_frozen  # the write-up's policy trains BN below the cut
+    model = bb.build("xception", xception.min_size, 3, freeze_bn=True)
+    assert not any(layer.trainable for layer in model.get_layer("base").layers
+                   if isinstance(layer, keras.layers.BatchNormalization))
+    with pytest.raises(ValueError, match="'freeze_bn' and 'train_bn_in_frozen' contradict"):
+        bb.build("mobilenet_v2", 32, 3, train_bn_in_frozen=True, freeze_bn=True)

@@ -111,3 +111,44 @@ def test_fit_on_views_fits_on_every_view_of_the_training_split(tta, fit_on_views
         expected = np.concatenate([dihedral(x[tr], k).reshape(tr.sum(), -1) for k in range(copies)])
         np.testing.assert_array_equal(X, expected)
         np.testing.assert_array_equal(yy, np.tile(y[tr], copies))
+
+
+def _finetune_model(n_classes=3, seed=0):
+    keras.utils.set_random_seed(seed)
+    return bb.build("mobilenet_v2", 32, n_classes, weights="none", unfreeze_from="none", augment="basic",
+                    dropout=0.5)
+
+
+def _separable(n, n_classes):
+    """Images whose class is their brightness: a linear probe separates them."""
+    y = np.arange(n) % n_classes
+    x = _images(n, 32, seed=3) // 4 + (y * 60)[:, None, None, None].astype(np.uint8)
+    return x, y
+
+
+@pytest.mark.parametrize("n_classes", [3, 2])
+def test_probe_head_computes_the_fitted_probe_exactly(n_classes):
+    """LP-FT: the softmax layer set from a probe gives the scikit-learn pipeline's probabilities
+    (standardisation folded into the weights), for three classes and for two (one sklearn logit)."""
+    from cellclf_utils import predict
+    model = _finetune_model(n_classes)
+    x, y = _separable(30, n_classes)
+    before = predict.predict_proba(model, x, 8)
+    features = probe.pooled_features(model)
+    acc = probe.fit_head(model, features, x, y, n_classes, batch_size=8)
+    feats = np.asarray(features.predict(x, verbose=0), "float64")
+    expected = classical.make_classifier("logreg", probe.PROBE_C).fit(feats, y).predict_proba(feats)
+    after = predict.predict_proba(model, x, 8)
+    np.testing.assert_allclose(after, expected, atol=1e-5)
+    assert not np.allclose(before, after, atol=1e-3)
+    assert acc == pytest.approx((expected.argmax(1) == y).mean())
+
+
+def test_probe_head_never_predicts_a_class_absent_from_training():
+    model = _finetune_model(3)
+    x, y = _separable(30, 3)
+    keep = y != 1
+    probe.fit_head(model, probe.pooled_features(model), x[keep], y[keep], 3, batch_size=8)
+    from cellclf_utils import predict
+    p = predict.predict_proba(model, x, 8)
+    assert p[:, 1].max() < 1e-6 and (p.argmax(1) != 1).all()

@@ -283,3 +283,39 @@ def test_padded_prediction_equals_plain_prediction():
     assert predict.pad_to_batches(x, 5).shape[0] == 15 and predict.pad_to_batches(x, 13) is x
     np.testing.assert_allclose(predict.predict_proba(model, x, batch_size=5),
                                model.predict(x.astype("float32"), batch_size=13, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_probe_head_init_starts_each_fold_from_its_own_probe(tmp_path, monkeypatch):
+    """head_init=probe: before any training step each fold's head is the probe fitted on that
+    fold's training images only (never its validation images); default params keep old signatures."""
+    from cellclf_utils import backbones, probe
+    keras = train.keras
+    keras.utils.set_random_seed(0)
+    model = backbones.build("mobilenet_v2", 32, 2, weights="none", unfreeze_from="none")
+    initial = model.get_weights()
+    x, y = _toy(48, 32)
+    fold_of = np.arange(48) % 3
+    fitted = []
+    fit_head = probe.fit_head
+
+    def spy(m, features, xs, ys, n_classes, **k):
+        fitted.append(len(xs))
+        acc = fit_head(m, features, xs, ys, n_classes, **k)
+        fitted.append(m.get_layer("probs").get_weights()[0].copy())
+        return acc
+    monkeypatch.setattr(probe, "fit_head", spy)
+    starts = []
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: starts.append(
+        self.get_layer("probs").get_weights()[0].copy()) or keras.callbacks.History())
+
+    def build():
+        model.set_weights(initial)
+        return model
+    P = _params(epochs=1, head_init="probe", monitor="last")
+    train.cross_validate(build, x, y, fold_of, None, P, tmp_path)
+    assert fitted[0::2] == [32, 32, 32]  # the training split of each fold
+    for probe_w, start in zip(fitted[1::2], starts):
+        np.testing.assert_array_equal(probe_w, start)
+    assert not np.array_equal(starts[0], starts[1])  # refitted per fold
+    assert train.signature(_params(head_init="random")) == train.signature(_params())
+    assert train.signature(P) != train.signature(_params(epochs=1, monitor="last"))
