@@ -152,3 +152,28 @@ def test_probe_head_never_predicts_a_class_absent_from_training():
     from cellclf_utils import predict
     p = predict.predict_proba(model, x, 8)
     assert p[:, 1].max() < 1e-6 and (p.argmax(1) != 1).all()
+
+
+_LPFT_UNDER_JAX = """
+import numpy as np, keras
+from cellclf_utils import backbones, classical, predict, probe
+from test_probe import _separable
+keras.utils.set_random_seed(0)
+model = backbones.build("resnet50", 32, 3, weights="none", unfreeze_from="all", freeze_bn=True)
+x, y = _separable(24, 3)
+features = probe.pooled_features(model)
+probe.fit_head(model, features, x, y, 3, batch_size=8)
+feats = np.asarray(features.predict(x, verbose=0), "float64")
+expected = classical.make_classifier("logreg", probe.PROBE_C).fit(feats, y).predict_proba(feats)
+assert np.abs(predict.predict_proba(model, x, 8) - expected).max() < 1e-4
+bn = model.get_layer("base").get_layer("conv5_block3_3_bn")
+mean = bn.moving_mean.numpy().copy()
+model.compile("adam", "sparse_categorical_crossentropy")
+model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+assert np.array_equal(bn.moving_mean.numpy(), mean)
+print("lpft ok")
+"""
+
+
+def test_probe_head_and_frozen_bn_fine_tune_under_jax():
+    assert "lpft ok" in run_under_jax(_LPFT_UNDER_JAX, timeout=600)

@@ -1,4 +1,5 @@
 """The fine-tuning stage helper: weights resolution, one model reused across folds, precision."""
+import keras
 import numpy as np
 import pytest
 
@@ -75,7 +76,8 @@ def test_fine_tuning_parameters_are_validated():
             "schedule": "step", "folds": 2, "seed": 0, "dropout": 0.7, "pooling": "gap", "augment": "seed",
             "class_weight": "none", "label_smoothing": 0.0, "monitor": "val_auc", "tta": True, "gradcam": 2,
             "backbone": "xception", "weights": "imagenet", "unfreeze_from": "default",
-            "train_bn_in_frozen": "default", "head_epochs": 2, "mixup": 0.0, "cutmix": 0.0}
+            "train_bn_in_frozen": "default", "head_epochs": 2, "head_init": "random", "freeze_bn": False,
+            "mixup": 0.0, "cutmix": 0.0}
     ns.update(good)
     assert params.validate("03_xception", ns)["head_epochs"] == 2
     with pytest.raises(params.ParameterError, match="'backbone' must be one of vgg16, xception"):
@@ -87,9 +89,22 @@ def test_fine_tuning_parameters_are_validated():
     assert P["train_bn_in_frozen"] == "false" and P["unfreeze_from"] == "109"
     with pytest.raises(params.ParameterError, match="'mixup' must be 0 <= mixup <= 10"):
         params.validate("05_inception_resnet_v2", {**ns, "mixup": -0.1})
+    with pytest.raises(params.ParameterError, match="'head_init' must be one of random, probe"):
+        params.validate("03_xception", {**ns, "head_init": "lp"})
+    assert params.validate("03_xception", {**ns, "freeze_bn": "true"})["freeze_bn"] is True
 
 
 def test_initial_weights_follow_the_seed():
     w = [stages.backbone_model(_P(seed=s), 3)[0]().get_layer("probs").get_weights()[0] for s in (1, 1, 2)]
     np.testing.assert_array_equal(w[0], w[1])
     assert not np.array_equal(w[0], w[2])
+
+
+def test_freeze_bn_reaches_the_model_and_survives_the_per_fold_reset():
+    build, _ = stages.backbone_model(_P(unfreeze_from="all", freeze_bn=True), 3)
+    base = build().get_layer("base")
+    bn = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bn and not any(layer.trainable for layer in bn)
+    assert all(layer.trainable for layer in base.layers if layer.weights and layer not in bn)
+    assert not any(layer.trainable for layer in build().get_layer("base").layers
+                   if isinstance(layer, keras.layers.BatchNormalization))
