@@ -6,7 +6,7 @@
 # Prepare here:  bash ../shared/gpu/carry-wheels.sh .whl ImageHash
 #                mkdir -p .gpu-carry && cp -r ../shared/data/herlev .gpu-carry/   (never committed)
 # Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series]`. Knobs: BENCH_ARGS,
-# BENCH_VARIANTS (default "project naive"; add "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, BENCH_S, SERIES_S,
+# BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, BENCH_S, SERIES_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
 set -uo pipefail
 PART=${1:-all}

@@ -1,7 +1,10 @@
 """Training throughput per backbone, three ways on the same card, batch size and precision:
 
-  project   cellclf's path: uint8 images streamed by model.fit (one batch ahead), preprocessing
-            inside the compiled step, full batches only, mixed precision, every layer trainable
+  project   cellclf's path: uint8 images resident on the device (resident.ImageStore), each step
+            gathering its batch by row index inside the compiled step, preprocessing there too,
+            full batches only, mixed precision, every layer trainable
+  streamed  project, but the uint8 batches streamed from the host by model.fit (one batch
+            ahead): cellclf's path before the images were made resident
   stage     the same, with the stage's own freeze policy and `seed` augmentation on the device
             (what a fine-tuning stage runs)
   mixed     stage, plus MixUp and CutMix mixed on the device (`-p mixup 0.2 -p cutmix 1.0`)
@@ -12,7 +15,7 @@ Random images (never zeros). Images/s is measured after warm-up, from the host c
 device sync; compile seconds are XLA's (JAX) or the first epoch's extra time.
 
 usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
-       [--batch-size 64] [--steps 20] [--variants project stage mixed naive timm] [--csv out.csv]
+       [--batch-size 64] [--steps 20] [--variants project streamed stage mixed naive timm] [--csv out.csv]
 """
 from __future__ import annotations
 
@@ -41,11 +44,13 @@ def _data(n: int, size: int, seed: int = 0):
     return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), rng.integers(0, N_CLASSES, n)
 
 
-def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: bool = False) -> dict:
+def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: bool = False,
+              resident_images: bool = True) -> dict:
     """Return images/s and compile seconds of cellclf's own model and fit path (``mixed``:
-    through the MixUp/CutMix training wrapper, as a stage with mixup/cutmix > 0 trains)."""
+    through the MixUp/CutMix training wrapper, as a stage with mixup/cutmix > 0 trains;
+    ``resident_images`` False: batches streamed from the host instead)."""
     import keras
-    from cellclf_utils import augment, backbones, compile_cache, mixing
+    from cellclf_utils import augment, backbones, compile_cache, mixing, resident
     from cellclf_utils.schedules import make_optimizer
 
     model = backbones.build(name, size, N_CLASSES, weights="none",
@@ -53,12 +58,21 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
                             augment=augment.pipeline("seed", 0) if stage else None)
     x, y = _data(bs * steps, size)
     y = keras.utils.to_categorical(y, N_CLASSES)
+    loss = "categorical_crossentropy"
     if mixed:
         model = mixing.training_model(model, mixup=0.2, cutmix=1.0)
-        model.compile(optimizer=make_optimizer("sgd", 1e-3), loss=mixing.mixed_crossentropy(N_CLASSES))
+        loss = mixing.mixed_crossentropy(N_CLASSES)
         x = {"images": x, "labels": np.concatenate([y, np.ones((len(y), 1))], 1).astype("float32")}
-    else:
-        model.compile(optimizer=make_optimizer("sgd", 1e-3), loss="categorical_crossentropy")
+    if resident_images:  # as train.fit_fold: the images go to the device once, steps send indices
+        images = x["images"] if mixed else x
+        store = resident.ImageStore(len(images), images.shape[1:])
+        store.load(images)
+        model = resident.training_model(model, store)
+        index = np.arange(len(images), dtype="int32")
+        x = {**x, "index": index} if mixed else index
+        if mixed:
+            del x["images"]
+    model.compile(optimizer=make_optimizer("sgd", 1e-3), loss=loss)
     times = []
 
     class Clock(keras.callbacks.Callback):
@@ -155,7 +169,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--variants", nargs="+", default=["project", "naive", "timm", "stage"],
-                    choices=["project", "stage", "mixed", "naive", "timm"])
+                    choices=["project", "streamed", "stage", "mixed", "naive", "timm"])
     ap.add_argument("--stage-models", nargs="*", default=["xception"],
                     help="models that also get the 'stage' and 'mixed' variants (each is one more compile)")
     ap.add_argument("--csv", default=None, help="append rows here as they finish")
@@ -183,9 +197,9 @@ def main() -> None:
                 continue
             t = time.perf_counter()
             try:
-                if variant in ("project", "stage", "mixed"):
-                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant != "project",
-                                  mixed=variant == "mixed")
+                if variant in ("project", "streamed", "stage", "mixed"):
+                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant in ("stage", "mixed"),
+                                  mixed=variant == "mixed", resident_images=variant != "streamed")
                 elif variant == "naive":
                     r = keras_naive(name, size, a.batch_size, a.steps)
                 else:

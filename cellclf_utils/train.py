@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import backbones, compile_cache, metrics, mixing, predict, probe, runs
+from . import backbones, compile_cache, metrics, mixing, predict, probe, resident, runs
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume
@@ -104,23 +104,34 @@ def _compile(model, params: dict, kind: str, epochs: int, steps: int, mixed: boo
 
 
 def _trainer(model: keras.Model, phase: str, mixup: float, cutmix: float, seed: int,
-             cache: dict | None) -> keras.Model:
+             store: resident.ImageStore, cache: dict) -> keras.Model:
     """Return the model to fit in training ``phase`` ('head' or 'train'): ``model`` itself, a
     second functional model over the same layers for the head warm-up, or a MixUp/CutMix
-    training wrapper (its draws restarted at ``seed``). Each shares ``model``'s weights and
-    keeps its own compiled train step: with a ``cache`` (one per cross-validation) every fold
-    reuses them, so a two-phase stage compiles twice per backbone, not twice per fold."""
-    key = (id(model), phase, mixup, cutmix)
-    cache = {} if cache is None else cache
+    training wrapper (its draws restarted at ``seed``), each taking its images from ``store``
+    by index (``resident.training_model``). Each shares ``model``'s weights and keeps its own
+    compiled train step: with one ``cache`` per cross-validation every fold reuses them, so a
+    two-phase stage compiles twice per backbone, not twice per fold."""
+    key = (id(model), id(store), phase, mixup, cutmix)
     if key not in cache:
         if mixup or cutmix:
-            cache[key] = mixing.training_model(model, mixup, cutmix, seed)
+            inner = mixing.training_model(model, mixup, cutmix, seed)
         elif phase == "head":
-            cache[key] = keras.Model(model.inputs, model.outputs, name=f"{model.name}_head_warmup")
+            inner = keras.Model(model.inputs, model.outputs, name=f"{model.name}_head_warmup")
         else:
-            cache[key] = model
+            inner = model
+        cache[key] = inner, resident.training_model(inner, store)
+    inner, trainer = cache[key]
     if mixup or cutmix:
-        cache[key].get_layer("mix_batch").reseed(seed)
+        inner.get_layer("mix_batch").reseed(seed)
+    return trainer
+
+
+def _store(images: np.ndarray, capacity: int, cache: dict) -> resident.ImageStore:
+    """Return the cross-validation's ``ImageStore`` for images like ``images``, holding at
+    least ``capacity`` of them (one per cross-validation; a larger one only if a fold needs it)."""
+    key = ("store", images.shape[1:], images.dtype.name)
+    if key not in cache or cache[key].capacity < capacity:
+        cache[key] = resident.ImageStore(capacity, images.shape[1:], images.dtype.name, name="training_images")
     return cache[key]
 
 
@@ -188,20 +199,24 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     n_fill = -len(x_train) % params["batch_size"]
     fill = np.random.default_rng(params["seed"] * 100 + fold).choice(
         len(x_train), n_fill, replace=n_fill > len(x_train))
-    rows = np.concatenate([np.arange(len(x_train)), fill])
+    rows = np.concatenate([np.arange(len(x_train)), fill]).astype("int32")
+    trainers = {} if trainers is None else trainers
+    # the training images go to the device once; each step sends only their row indices
+    store = _store(x_train, max(steps * params["batch_size"], len(x_train)), trainers)
+    store.load(x_train)
     if not mixed:
-        fit = dict(x=x_train[rows], y=targets[rows], class_weight=class_weight)
+        fit = dict(x=rows, y=targets[rows], class_weight=class_weight)
     else:
         # the labels (and class weights, as per-image weights a mixed image shares by its
         # label mix) go in as a second input, mixed on the device with the images
         w = np.array([(class_weight or {}).get(c, 1.0) for c in range(n_classes)], "float32")
         rows_in = np.concatenate([targets, (targets @ w)[:, None]], axis=1).astype("float32")
-        fit = dict(x={"images": x_train[rows], "labels": rows_in[rows]}, y=targets[rows])
+        fit = dict(x={"index": rows, "labels": rows_in[rows]}, y=targets[rows])
     fit |= dict(batch_size=params["batch_size"], shuffle=True, callbacks=[best], verbose=2)
     histories = []
     t0 = time.time()
-    trainers = {} if trainers is None else trainers
-    if params.get("head_init") == "probe" and any(layer.name == "base" for layer in model.layers):
+    has_base = any(layer.name == "base" for layer in model.layers)
+    if params.get("head_init") == "probe" and has_base:
         # LP-FT: start from the linear probe's head instead of a random one (probe.fit_head)
         if (id(model), "pooled") not in trainers:
             trainers[(id(model), "pooled")] = probe.pooled_features(model)
@@ -210,17 +225,17 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
                              batch_size=params["batch_size"])
         print(f"fold {fold}: head set to a linear probe on the frozen features (training accuracy {acc:.1%})")
     head_epochs = params.get("head_epochs", 0)
-    if head_epochs and any(layer.name == "base" for layer in model.layers):
+    if head_epochs and has_base:
         # warm the new head up on a frozen base, so its random gradients do not wreck the
         # pretrained features when the base is unfrozen
         unfreeze = _set_base_frozen(model)
-        trainer = _trainer(model, "head", mixup, cutmix, params["seed"] * 100 + fold, trainers)
+        trainer = _trainer(model, "head", mixup, cutmix, params["seed"] * 100 + fold, store, trainers)
         # a fresh head needs a larger step than the pretrained base: 10x lr, constant
         _compile(trainer, {**params, "lr": min(10 * params["lr"], 1.0)}, "constant", head_epochs, steps, mixed)
         histories.append(pd.DataFrame(trainer.fit(epochs=head_epochs, **fit).history)
                          .assign(phase="head"))
         unfreeze()
-    trainer = _trainer(model, "train", mixup, cutmix, params["seed"] * 100 + fold, trainers)
+    trainer = _trainer(model, "train", mixup, cutmix, params["seed"] * 100 + fold, store, trainers)
     _compile(trainer, params, params["schedule"], params["epochs"], steps, mixed)
     histories.append(pd.DataFrame(trainer.fit(epochs=params["epochs"], **fit).history)
                      .assign(phase="train"))

@@ -33,19 +33,22 @@ def test_label_accuracy_counts_every_fold():
     assert pseudo.label_accuracy(proba, extras, None) is None
 
 
-def test_extra_images_join_the_training_split_only(tmp_path):
+def test_extra_images_join_the_training_split_only(tmp_path, monkeypatch):
     """What each fold's fit sees: its training split plus its own pseudo-labelled images,
     never a validation image (all images are distinct, so rows can be traced)."""
     import keras
     seen = {}
+    fit = keras.Model.fit
 
-    class Recording(keras.Model):
-        def fit(self, *args, **kwargs):
-            seen.setdefault(self._fold, []).append(np.asarray(kwargs["x"]))
-            return super().fit(*args, **kwargs)
+    def recording_fit(self, *args, **kwargs):
+        # the fitted model gathers its images from the resident store by row index
+        store = keras.ops.convert_to_numpy(self.get_layer("training_images").images)
+        seen.setdefault(model._fold, []).append(store[np.asarray(kwargs["x"])])
+        return fit(self, *args, **kwargs)
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
 
     inp = keras.Input((4, 4, 3))
-    model = Recording(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
     initial = model.get_weights()
     x = np.arange(24 * 48, dtype=np.int64).reshape(24, 4, 4, 3) % 251  # distinct images
     x = (x + np.arange(24)[:, None, None, None]).astype(np.uint8)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cellclf_utils import mixing, models, predict, schedules, train
+from cellclf_utils import mixing, models, predict, resident, schedules, train
 from conftest import run_under_jax
 
 
@@ -192,26 +192,30 @@ def test_two_phase_reuse_under_jax(tmp_path):
     assert "two phases ok" in run_under_jax(code, tmp_path, timeout=600)
 
 
-def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_path):
-    """Folds sharing one model keep its compiled train step; each starts from zero state."""
+def test_a_reused_model_is_compiled_once_and_its_optimizer_reset_per_fold(tmp_path, monkeypatch):
+    """Folds sharing one model keep its compiled train step (the resident-images wrapper
+    built once); each fold starts from zero optimizer state."""
     import keras
     inp = keras.Input((16, 16, 3))
     model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
     initial = model.get_weights()
-    seen = []
+    trainers, seen = [], []
+    wrap = resident.training_model
+    monkeypatch.setattr(resident, "training_model", lambda *a, **k: trainers.append(wrap(*a, **k)) or trainers[-1])
 
     def build():
         model.set_weights(initial)
-        opt = getattr(model, "optimizer", None)
+        opt = getattr(trainers[0], "optimizer", None) if trainers else None
         seen.append((opt, int(opt.iterations) if opt is not None else None))
         return model
 
     x, y = _toy(48)
     train.cross_validate(build, x, y, np.arange(48) % 3, None, _params(epochs=2), tmp_path)
+    assert len(trainers) == 1
     opts = [o for o, _ in seen[1:]]
-    assert len(set(map(id, opts))) == 1  # no recompile after the first fold
+    assert len(set(map(id, opts))) == 1 and opts[0] is not None  # no recompile after the first fold
     steps = -(-32 // 16)
-    assert int(model.optimizer.iterations) == 2 * steps  # reset, not 3 folds' worth
+    assert int(trainers[0].optimizer.iterations) == 2 * steps  # reset, not 3 folds' worth
     assert [it for _, it in seen[1:]] == [2 * steps, 2 * steps]  # each fold ended at its own count
 
 
@@ -223,9 +227,11 @@ def test_mixup_cutmix_train_on_the_device_with_one_wrapper_for_all_folds(tmp_pat
     x_ = keras.layers.Rescaling(1 / 255)(inp)
     model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x_)))
     initial = model.get_weights()
-    trainers = []
-    wrap = mixing.training_model
+    trainers, fitted = [], []
+    wrap, wrap_resident = mixing.training_model, resident.training_model
     monkeypatch.setattr(mixing, "training_model", lambda *a, **k: trainers.append(wrap(*a, **k)) or trainers[-1])
+    monkeypatch.setattr(resident, "training_model",
+                        lambda *a, **k: fitted.append(wrap_resident(*a, **k)) or fitted[-1])
 
     def build():
         model.set_weights(initial)
@@ -234,16 +240,16 @@ def test_mixup_cutmix_train_on_the_device_with_one_wrapper_for_all_folds(tmp_pat
     x, y = _toy(48)
     P = _params(epochs=20, lr=0.1, mixup=0.4, cutmix=1.0, class_weight="balanced", monitor="last")
     cv = train.cross_validate(build, x, y, np.arange(48) % 3, None, P, tmp_path)
-    assert len(trainers) == 1  # built in fold 0, reused by folds 1 and 2
-    trainer = trainers[0]
-    assert int(trainer.optimizer.iterations) == 20 * 2  # reset per fold: one fold's steps
+    assert len(trainers) == len(fitted) == 1  # built in fold 0, reused by folds 1 and 2
+    assert trainers[0] in fitted[0].layers  # the fitted model gathers images for the mixing wrapper
+    assert int(fitted[0].optimizer.iterations) == 20 * 2  # reset per fold: one fold's steps
     assert (cv.oof.argmax(1) == y).mean() > 0.9
     assert {"loss", "accuracy", "val_auc"} <= set(cv.history.columns)
     model.load_weights(tmp_path / "fold2" / "model.weights.h5")  # the classifier's weights, not the wrapper's
     np.testing.assert_allclose(model.predict(x[2::3], verbose=0), cv.oof[2::3], rtol=1e-4, atol=1e-5)
 
 
-def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path):
+def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path, monkeypatch):
     """Uneven folds, a short last batch and TTA still give one train and one predict trace:
     a second shape would mean a second XLA compile (20-70 s for a big backbone on a GPU)."""
     import keras
@@ -253,13 +259,18 @@ def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path):
         return tuple(keras.tree.flatten(data)[0].shape)
 
     class Counting(keras.Model):
-        def train_step(self, data):
-            shapes["train"].add(first_shape(data))
-            return super().train_step(data)
+        def predict_step(self, *a):  # (data) under TensorFlow, (state, data) under JAX
+            shapes["predict"].add(first_shape(a[-1]))
+            return super().predict_step(*a)
 
-        def predict_step(self, data):
-            shapes["predict"].add(first_shape(data))
-            return super().predict_step(data)
+    def counting_trainer(*a, **k):  # the fitted model gets its images' row indices
+        trainer = wrap(*a, **k)
+        step = trainer.train_step
+        # train_step(data) under TensorFlow, train_step(state, data) under JAX
+        trainer.train_step = lambda *a: shapes["train"].add(first_shape(a[-1])) or step(*a)
+        return trainer
+    wrap = resident.training_model
+    monkeypatch.setattr(resident, "training_model", counting_trainer)
 
     inp = keras.Input((16, 16, 3))
     model = Counting(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
@@ -271,7 +282,7 @@ def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path):
 
     x, y = _toy(50)  # 3 folds: 33/33/34 training and 17/17/16 validation images, batches of 16
     cv = train.cross_validate(build, x, y, np.arange(50) % 3, x[:5], _params(epochs=2, tta=True), tmp_path)
-    assert shapes == {"train": {(16, 16, 16, 3)}, "predict": {(16, 16, 16, 3)}}
+    assert shapes == {"train": {(16,)}, "predict": {(16, 16, 16, 3)}}
     assert cv.oof.shape == (50, 2) and cv.test.shape == (5, 2) and not np.isnan(cv.oof).any()
 
 
@@ -305,8 +316,8 @@ def test_probe_head_init_starts_each_fold_from_its_own_probe(tmp_path, monkeypat
         return acc
     monkeypatch.setattr(probe, "fit_head", spy)
     starts = []
-    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: starts.append(
-        self.get_layer("probs").get_weights()[0].copy()) or keras.callbacks.History())
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **k: starts.append(  # the head when fit starts
+        model.get_layer("probs").get_weights()[0].copy()) or keras.callbacks.History())
 
     def build():
         model.set_weights(initial)
