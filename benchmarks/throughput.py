@@ -69,9 +69,7 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
         store.load(images)
         model = resident.training_model(model, store)
         index = np.arange(len(images), dtype="int32")
-        x = {**x, "index": index} if mixed else index
-        if mixed:
-            del x["images"]
+        x = {"index": index, "labels": x["labels"]} if mixed else index
     model.compile(optimizer=make_optimizer("sgd", 1e-3), loss=loss)
     times = []
 
