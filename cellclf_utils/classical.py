@@ -120,7 +120,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, x_test: np
         seconds = time.time() - t
         rows.append({"fold": int(fold), "best_epoch": 0, "seconds": round(seconds, 2),
                      "images_per_s": round(int(tr.sum()) / max(seconds, 1e-9), 1), "compiles": 0,
-                     "compile_s": 0.0, "resumed": False})
+                     "compile_s": 0.0, "cache_loads": 0, "resumed": False})
         print(f"fold {fold}: {int(tr.sum())} train / {int(val.sum())} validation images, "
               f"accuracy {(oof[val].argmax(1) == y[val]).mean():.1%}")
     return CVResult(oof, np.mean(tests, axis=0) if tests else None, pd.DataFrame(), pd.DataFrame(rows), oof_plain)

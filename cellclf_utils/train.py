@@ -262,9 +262,11 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     compiled = compile_cache.stats()
     info = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch),
             "seconds": round(seconds, 2), "images_per_s": round(len(x_train) * len(history) / seconds, 1),
-            # XLA compiles in this fold (JAX backend only; 0 elsewhere) and their seconds
+            # XLA compiles in this fold (JAX backend only; 0 elsewhere), their seconds, and the
+            # programs loaded from the persistent cache instead of compiled
             "compiles": compiled["compiles"] - compiled_before["compiles"],
-            "compile_s": round(compiled["compile_s"] - compiled_before["compile_s"], 1)}
+            "compile_s": round(compiled["compile_s"] - compiled_before["compile_s"], 1),
+            "cache_loads": compiled["cache_hits"] - compiled_before["cache_hits"]}
     runs.write_json(done, info)  # last: the fold counts as finished only now
     return {**info, "val_proba": val_proba, "val_plain": val_plain, "test_proba": test_proba,
             "history": history, "resumed": False}
@@ -299,7 +301,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
             tests.append(rec["test_proba"])
         hists.append(rec["history"])
         rows.append({k: rec.get(k) for k in ("fold", "best_epoch", "seconds", "images_per_s", "compiles",
-                                             "compile_s", "resumed")})
+                                             "compile_s", "cache_loads", "resumed")})
         print(f"fold {fold}: best epoch {rec['best_epoch'] + 1}, {rec['seconds']:.0f} s, "
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")
     keras.backend.clear_session()
