@@ -5,11 +5,14 @@
 #
 # Prepare here:  bash ../shared/gpu/carry-wheels.sh .whl ImageHash
 #                mkdir -p .gpu-carry && cp -r ../shared/data/herlev .gpu-carry/   (never committed)
-# Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series]`. Knobs: BENCH_ARGS,
-# BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, BENCH_S, SERIES_S,
+# Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series|full]`
+# (all = bench + series; full = the whole series in the full profile, resumable: a second call on
+# the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
+# BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, BENCH_S, SERIES_S, FULL_ARGS, FULL_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
 set -uo pipefail
 PART=${1:-all}
+case "$PART" in all|bench|series|full) ;; *) echo "usage: gpu_check.sh [all|bench|series|full]"; exit 2;; esac
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 PY=${PY:-python3}
 if [ -z "${SKIP_INSTALL:-}" ]; then
@@ -26,7 +29,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 $PY -c "import jax, keras, sys; print('python', sys.version.split()[0], 'jax', jax.__version__, 'keras', keras.__version__, jax.devices())" | tee -a "$OUT/device.txt"
 
 quiet() { grep -v -e '^I0000' -e '^W0000' -e '^WARNING: All log' -e 'absl::InitializeLog' -e 'Autotune' -e '^E0000'; }
-if [ "$PART" != series ]; then
+if [ "$PART" = all ] || [ "$PART" = bench ]; then
 t0=$(date +%s)
 # timm/torch in its own process first, so the two frameworks never hold the card together
 timeout "${TIMM_S:-120}" $PY benchmarks/throughput.py --variants timm --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
@@ -34,7 +37,7 @@ timeout "${BENCH_S:-330}" $PY benchmarks/throughput.py --variants ${BENCH_VARIAN
 echo "benchmark wall: $(( $(date +%s) - t0 )) s"
 fi
 
-if [ "$PART" != bench ]; then
+if [ "$PART" = all ] || [ "$PART" = series ]; then
 t1=$(date +%s)
 timeout "${SERIES_S:-200}" $PY -m cellclf_utils.cli run --profile full --only 03 --data .gpu-carry/herlev \
   --classes herlev3 --run-id gpu-03 --log-output -p weights none ${SERIES_ARGS:-} 2>&1 | quiet \
@@ -42,6 +45,23 @@ timeout "${SERIES_S:-200}" $PY -m cellclf_utils.cli run --profile full --only 03
 echo "series wall: $(( $(date +%s) - t1 )) s"
 for f in runs/gpu-03/03_xception/fold*/done.json; do echo "$f: $(cat "$f")"; done 2>/dev/null
 tar czf "$OUT/gpu-03.tgz" --exclude='*.weights.h5' runs/gpu-03 2>/dev/null
+fi
+if [ "$PART" = full ]; then
+# weights none: the device has no internet for ImageNet weights; the time per step is the same
+t2=$(date +%s)
+timeout "${FULL_S:-540}" $PY -m cellclf_utils.cli run --profile full --data .gpu-carry/herlev --classes herlev3 \
+  --run-id gpu-full --resume --log-output --no-progress-bar -p weights none ${FULL_ARGS:-} 2>&1 | quiet \
+  | grep -v -e '^Epoch ' -e 'step - ' | grep -e '^run ' -e '^\[[0-9]' -e '^fold [0-9]' -e 'finished' -e 'Error' -e 'rror:' | tail -60
+echo "full series, this call: $(( $(date +%s) - t2 )) s"
+# each finished stage's own time (metrics.json elapsed_s), and their sum so far
+$PY - <<'PYEOF'
+import json, pathlib
+done = {m.parent.name: json.loads(m.read_text()).get("elapsed_s") or 0 for m in sorted(pathlib.Path("runs/gpu-full").glob("*/metrics.json"))}
+for stage, s in done.items():
+    print(f"{stage}: {s:.0f} s")
+print(f"{len(done)} stage(s) finished, {sum(done.values()):.0f} s in all")
+PYEOF
+tar czf "$OUT/gpu-full.tgz" --exclude='*.weights.h5' --exclude='*.npz' runs/gpu-full 2>/dev/null
 fi
 [ -f "$OUT/throughput.csv" ] && { echo; $PY benchmarks/throughput.py --table "$OUT/throughput.csv"; }
 exit 0

@@ -114,6 +114,8 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
     """Return (label, value) rows for whatever known keys a metrics.json holds."""
     rows = []
     add = rows.append
+    if m.get("note"):  # a stage that had nothing to do says why
+        add(("Note", str(m["note"])))
     if m.get("model"):
         add(("Model", str(m["model"])))
     if m.get("classes"):

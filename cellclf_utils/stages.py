@@ -285,3 +285,42 @@ def pseudo_label(st: runs.Stage, P: dict, teacher: str) -> tuple[TrainingData, t
         acc_before = (after["accuracy"], test_after)
         proba = {k: np.load(st.dir / teacher / f"round{r}" / f"fold{k}" / "preds.npz")["test"] for k in proba}
     return td, cv, rows, TP
+
+
+NO_TEST_IMAGES = ("Not run: the dataset has no unlabeled test images (no test/ folder) to pseudo-label. "
+                  "`cellclf data split` makes a copy with a held-out test/; the ensemble (07) goes on without this stage.")
+
+
+def pseudo_label_teachers(st: runs.Stage, P: dict) -> dict:
+    """Return ``{teacher: pseudo_label(...)}`` for the teachers ``P['teacher']`` names (or the
+    best trained stage), or {} when the dataset has no unlabeled test images: there is nothing
+    to pseudo-label, so the stage says so and finishes as skipped instead of stopping the run."""
+    if not len(load_dataset(P).test_ids):
+        print(NO_TEST_IMAGES)
+        return {}
+    return {t: pseudo_label(st, P, t) for t in pseudo.teachers(st.run_dir, P["teacher"])}
+
+
+
+def pseudo_table(st: runs.Stage, results: dict) -> pd.DataFrame:
+    """Return one row per teacher and round (out-of-fold and test accuracy before and after,
+    pseudo-labels used), written to pseudo_labelling.csv with its before/after figure; an
+    empty table when nothing was pseudo-labelled."""
+    table = pd.DataFrame([row for _, _, rows, _ in results.values() for row in rows])
+    if len(table):
+        st.write_csv("pseudo_labelling.csv", table)
+        st.figure(plots.before_after(table), "before_after", "Out-of-fold accuracy of each teacher and its student")
+    return table
+
+
+def save_best_student(st: runs.Stage, results: dict, P: dict) -> dict:
+    """Write the best student's (last round, best out-of-fold accuracy) predictions like any
+    model stage's and return the metrics for ``st.finish``, with every teacher's rounds under
+    ``pseudo``; without results, a ``skipped`` record that says why (07 leaves it out)."""
+    if not results:
+        return {"kind": "skipped", "title": "Pseudo-labelling", "note": NO_TEST_IMAGES, "pseudo": []}
+    best = max(results, key=lambda t: results[t][2][-1]["cv_after"])
+    td, cv, _, TP = results[best]
+    scores = save_model_outputs(st, td, cv, TP, model_name=f"{best} + pseudo-labels (threshold {P['threshold']})")
+    return {**scores, "title": "Pseudo-labelling",
+            "pseudo": [row for _, _, rows, _ in results.values() for row in rows]}

@@ -202,3 +202,22 @@ def test_fine_tuning_stage_runs_under_jax(tiny, env, tmp_path):
     m = json.loads((d / "metrics.json").read_text())
     assert m["cv"]["n"] == 18 and "without_tta" in m["cv"]
     assert m["title"] == "Fine-tuning MobileNetV2"  # named for the backbone it ran, not the notebook
+
+
+def test_a_dataset_without_test_images_skips_pseudo_labelling_and_the_series_goes_on(env, tmp_path):
+    """Herlev as shipped has no test/ folder: 06 must say why it has nothing to do, not stop the run."""
+    from cellclf_utils import synth
+    notest = tmp_path / "notest"
+    synth.generate(notest, seed=2, size=48, n_train_per_class=10, n_test_per_class=0, progress=False)
+    assert not (notest / "test").exists()
+    r = _run([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(notest), "--run-id", "notest",
+              "--only", "02,02b,06,07", "--no-progress-bar"], env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    run_dir = Path(env["CELLCLF_RUNS"]) / "notest"
+    pl = json.loads((run_dir / "06_pseudo_labelling" / "metrics.json").read_text())
+    assert pl["kind"] == "skipped" and "no unlabeled test images" in pl["note"] and pl["pseudo"] == []
+    assert not (run_dir / "06_pseudo_labelling" / "oof.csv").exists()
+    em = json.loads((run_dir / "07_ensemble" / "metrics.json").read_text())
+    assert em["kind"] == "ensemble" and "06_pseudo_labelling" not in em["members"] and em["test"] is None
+    index = html.unescape((run_dir / "index.html").read_text())
+    assert "no unlabeled test images" in index and "06_pseudo_labelling/notebook.html" in index
