@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One device call on a lent GPU machine (JAX, no TensorFlow, no internet): install the carried
 # wheels, time the train step three ways (benchmarks/throughput.py), then run a fine-tuning
-# stage of the series headless on Herlev through `cellclf run`. Results land in $OUT.
+# stage of the series (or the whole series) headless on Herlev through `cellclf run`. Results
+# land in $OUT.
 #
 # Prepare here:  bash ../shared/gpu/carry-wheels.sh .whl ImageHash
 #                mkdir -p .gpu-carry && cp -r ../shared/data/herlev .gpu-carry/   (never committed)
 # Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series|full]`
 # (all = bench + series; full = the whole series in the full profile, resumable: a second call on
 # the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
-# BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, BENCH_S, SERIES_S, FULL_ARGS, FULL_S,
+# BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
 set -uo pipefail
 PART=${1:-all}
@@ -32,8 +33,12 @@ quiet() { grep -v -e '^I0000' -e '^W0000' -e '^WARNING: All log' -e 'absl::Initi
 if [ "$PART" = all ] || [ "$PART" = bench ]; then
 t0=$(date +%s)
 # timm/torch in its own process first, so the two frameworks never hold the card together
-timeout "${TIMM_S:-120}" $PY benchmarks/throughput.py --variants timm --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
-timeout "${BENCH_S:-330}" $PY benchmarks/throughput.py --variants ${BENCH_VARIANTS:-project naive} --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
+MODELS=${BENCH_MODELS:-xception@299 vgg16@224 inception_resnet_v2@299}
+timeout "${TIMM_S:-100}" $PY benchmarks/throughput.py --models $MODELS --variants timm --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
+# one process per model: JAX's peak-memory figure cannot be reset, so each model starts afresh
+for m in $MODELS; do
+  timeout "${BENCH_S:-140}" $PY benchmarks/throughput.py --models "$m" --variants ${BENCH_VARIANTS:-project naive} --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
+done
 echo "benchmark wall: $(( $(date +%s) - t0 )) s"
 fi
 

@@ -12,7 +12,10 @@
   timm      timm/torch, channels-last, bf16 autocast, data already on the device
 
 Random images (never zeros). Images/s is measured after warm-up, from the host clock after a
-device sync; compile seconds are XLA's (JAX) or the first epoch's extra time.
+device sync; compile seconds are XLA's (JAX) or the first epoch's extra time. peak GiB is the
+accelerator's peak memory in use: torch's for its own measurement; JAX's since the process
+began (JAX cannot reset it), so the first row of a process is that row's own (gpu_check.sh runs
+one process per model, `project` first); empty on a CPU.
 
 usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
        [--batch-size 64] [--steps 20] [--variants project streamed stage mixed naive timm] [--csv out.csv]
@@ -132,6 +135,7 @@ def timm_torch(name: str, size: int, bs: int, steps: int) -> dict:
     if model is None:
         raise RuntimeError(f"timm has no model for {name}")
     dev = torch.device("cuda")
+    torch.cuda.reset_peak_memory_stats()
     torch.backends.cudnn.benchmark = True
     model = model.to(dev).to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -158,7 +162,19 @@ def timm_torch(name: str, size: int, bs: int, steps: int) -> dict:
         step(i)
     torch.cuda.synchronize()
     dt = time.perf_counter() - t
-    return {"img_s": bs * steps / dt, "compile_s": first - 3 * dt / steps}
+    return {"img_s": bs * steps / dt, "compile_s": first - 3 * dt / steps,
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def jax_peak_gib() -> float | None:
+    """Return the first JAX device's peak memory in use since the process began, in GiB (None
+    where the device keeps no statistics, as on a CPU)."""
+    import keras
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+    stats = jax.local_devices()[0].memory_stats() or {}
+    return stats["peak_bytes_in_use"] / 2**30 if "peak_bytes_in_use" in stats else None
 
 
 def main() -> None:
@@ -202,11 +218,13 @@ def main() -> None:
                     r = keras_naive(name, size, a.batch_size, a.steps)
                 else:
                     r = timm_torch(name, size, a.batch_size, a.steps)
+                peak = r["peak_gib"] if "peak_gib" in r else jax_peak_gib()
                 row = {"model": name, "size": size, "variant": variant, "img_s": round(r["img_s"], 1),
-                       "compile_s": round(r["compile_s"], 1), "note": ""}
+                       "compile_s": round(r["compile_s"], 1), "peak_gib": "" if peak is None else round(peak, 2),
+                       "note": ""}
             except Exception as e:  # one missing library or model must not lose the other rows
                 row = {"model": name, "size": size, "variant": variant, "img_s": "", "compile_s": "",
-                       "note": f"{type(e).__name__}: {str(e)[:120]}"}
+                       "peak_gib": "", "note": f"{type(e).__name__}: {str(e)[:120]}"}
             row["wall_s"] = round(time.perf_counter() - t, 1)
             rows.append(row)
             print(row, flush=True)
@@ -223,13 +241,13 @@ def main() -> None:
 
 def table(rows: list[dict]) -> str:
     """Return the rows as a Markdown table with each variant's speed relative to naive."""
-    lines = ["| model | size | variant | images/s | compile s | vs naive |", "|---|---|---|---|---|---|"]
+    lines = ["| model | size | variant | images/s | compile s | peak GiB | vs naive |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         naive = next((float(q["img_s"]) for q in rows if q["model"] == r["model"] and q["variant"] == "naive"
                       and q["img_s"] != ""), None)
         ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and r["img_s"] != "" else ""
         lines.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r['img_s'] or r['note']} | "
-                     f"{r['compile_s']} | {ratio} |")
+                     f"{r['compile_s']} | {r.get('peak_gib') or ''} | {ratio} |")
     return "\n".join(lines)
 
 
