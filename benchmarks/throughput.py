@@ -15,7 +15,8 @@ Random images (never zeros). Images/s is measured after warm-up, from the host c
 device sync; compile seconds are XLA's (JAX) or the first epoch's extra time. peak GiB is the
 accelerator's peak memory in use: torch's for its own measurement; JAX's since the process
 began (JAX cannot reset it), so the first row of a process is that row's own (gpu_check.sh runs
-one process per model, `project` first); empty on a CPU.
+one process per model, `project` first); empty on a CPU. estimate GiB is what `-p batch_size 0`
+goes by (cellclf_utils.memory), to hold against the peak.
 
 usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
        [--batch-size 64] [--steps 20] [--variants project streamed stage mixed naive timm] [--csv out.csv]
@@ -53,12 +54,13 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
     through the MixUp/CutMix training wrapper, as a stage with mixup/cutmix > 0 trains;
     ``resident_images`` False: batches streamed from the host instead)."""
     import keras
-    from cellclf_utils import augment, backbones, compile_cache, mixing, resident
+    from cellclf_utils import augment, backbones, compile_cache, memory, mixing, resident
     from cellclf_utils.schedules import make_optimizer
 
     model = backbones.build(name, size, N_CLASSES, weights="none",
                             unfreeze_from=None if stage else "all",
                             augment=augment.pipeline("seed", 0) if stage else None)
+    estimate = memory.training_bytes(model, bs, "sgd")["total"] / memory.GIB  # what batch_size 0 goes by
     x, y = _data(bs * steps, size)
     y = keras.utils.to_categorical(y, N_CLASSES)
     loss = "categorical_crossentropy"
@@ -87,7 +89,7 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
     model.fit(x, y, batch_size=bs, epochs=3, shuffle=True, verbose=0, callbacks=[Clock()])
     compiled = compile_cache.stats()["compile_s"] - before["compile_s"]
     steady = min(times[1:])
-    return {"img_s": bs * steps / steady, "compile_s": compiled or times[0] - steady}
+    return {"img_s": bs * steps / steady, "compile_s": compiled or times[0] - steady, "est_gib": estimate}
 
 
 def keras_naive(name: str, size: int, bs: int, steps: int) -> dict:
@@ -210,6 +212,7 @@ def main() -> None:
             if variant in ("stage", "mixed") and name not in a.stage_models:
                 continue
             t = time.perf_counter()
+            dtype = "bf16 autocast" if variant == "timm" else keras.mixed_precision.global_policy().name
             try:
                 if variant in ("project", "streamed", "stage", "mixed"):
                     r = keras_fit(name, size, a.batch_size, a.steps, stage=variant in ("stage", "mixed"),
@@ -219,12 +222,14 @@ def main() -> None:
                 else:
                     r = timm_torch(name, size, a.batch_size, a.steps)
                 peak = r["peak_gib"] if "peak_gib" in r else jax_peak_gib()
-                row = {"model": name, "size": size, "variant": variant, "img_s": round(r["img_s"], 1),
+                row = {"model": name, "size": size, "variant": variant, "precision": dtype,
+                       "img_s": round(r["img_s"], 1),
                        "compile_s": round(r["compile_s"], 1), "peak_gib": "" if peak is None else round(peak, 2),
-                       "note": ""}
+                       "est_gib": round(r["est_gib"], 2) if "est_gib" in r else "", "note": ""}
             except Exception as e:  # one missing library or model must not lose the other rows
-                row = {"model": name, "size": size, "variant": variant, "img_s": "", "compile_s": "",
-                       "peak_gib": "", "note": f"{type(e).__name__}: {str(e)[:120]}"}
+                row = {"model": name, "size": size, "variant": variant, "precision": dtype,
+                       "img_s": "", "compile_s": "",
+                       "peak_gib": "", "est_gib": "", "note": f"{type(e).__name__}: {str(e)[:120]}"}
             row["wall_s"] = round(time.perf_counter() - t, 1)
             rows.append(row)
             print(row, flush=True)
@@ -236,18 +241,21 @@ def main() -> None:
                         w.writeheader()
                     w.writerow(row)
             keras.backend.clear_session()
+            precision.auto()  # clear_session resets the dtype policy to float32
     print("\n" + table(rows))
 
 
 def table(rows: list[dict]) -> str:
     """Return the rows as a Markdown table with each variant's speed relative to naive."""
-    lines = ["| model | size | variant | images/s | compile s | peak GiB | vs naive |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | size | variant | precision | images/s | compile s | peak GiB | estimate GiB | vs naive |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         naive = next((float(q["img_s"]) for q in rows if q["model"] == r["model"] and q["variant"] == "naive"
                       and q["img_s"] != ""), None)
         ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and r["img_s"] != "" else ""
-        lines.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r['img_s'] or r['note']} | "
-                     f"{r['compile_s']} | {r.get('peak_gib') or ''} | {ratio} |")
+        lines.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r.get('precision', '')} | "
+                     f"{r['img_s'] or r['note']} | "
+                     f"{r['compile_s']} | {r.get('peak_gib') or ''} | {r.get('est_gib') or ''} | {ratio} |")
     return "\n".join(lines)
 
 

@@ -41,7 +41,8 @@ SPECS: dict[str, Spec] = {
                          choices=("error", "skip")),
     "limit": Spec(int, "use at most this many training images per class (0 = all), for quick runs",
                   check=lambda x: x >= 0, allowed=">= 0"),
-    "batch_size": Spec(int, "images per training step", check=_pos, allowed="> 0"),
+    "batch_size": Spec(int, "images per training step; 0 = the largest (up to 64) that fits the accelerator's "
+                            "memory, 32 on a CPU", check=lambda x: x >= 0, allowed=">= 0 (0: auto)"),
     "epochs": Spec(int, "passes over each fold's training split", check=_pos, allowed="> 0"),
     "lr": Spec(float, "initial learning rate", check=lambda x: 0 < x < 10, allowed="0 < lr < 10"),
     "optimizer": Spec(str, "optimiser (sgd with momentum 0.9; adamw with weight decay 1e-4)",

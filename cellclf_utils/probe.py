@@ -11,7 +11,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from . import backbones, classical
+from . import backbones, classical, memory
 from .predict import pad_to_batches
 
 
@@ -38,6 +38,7 @@ def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap
     with ``colour`` followed by 02b's hue/saturation/value and stain histograms (96 columns),
     class evidence (stain uptake) that features learned on ImageNet photos need not hold."""
     model = extractor(backbone, image_size, weights, pooling)
+    batch_size = batch_size or memory.CPU_BATCH  # 0 (auto): inference needs far less memory than training
 
     def featurize(x: np.ndarray) -> np.ndarray:
         if x.shape[1:3] != (image_size, image_size):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import backbones, compile_cache, metrics, mixing, predict, probe, resident, runs
+from . import backbones, compile_cache, memory, metrics, mixing, predict, probe, resident, runs
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume
@@ -266,10 +266,24 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
             # programs loaded from the persistent cache instead of compiled
             "compiles": compiled["compiles"] - compiled_before["compiles"],
             "compile_s": round(compiled["compile_s"] - compiled_before["compile_s"], 1),
-            "cache_loads": compiled["cache_hits"] - compiled_before["cache_hits"]}
+            "cache_loads": compiled["cache_hits"] - compiled_before["cache_hits"],
+            "batch_size": params["batch_size"]}
     runs.write_json(done, info)  # last: the fold counts as finished only now
     return {**info, "val_proba": val_proba, "val_plain": val_plain, "test_proba": test_proba,
             "history": history, "resumed": False}
+
+
+def _with_batch_size(build: Callable[[], keras.Model], params: dict) -> dict:
+    """Return ``params`` with batch_size settled for this machine: 0 (auto) becomes the largest
+    that fits the accelerator (memory.choose_batch_size); a given size is checked against it.
+    The model is built only where there is something to decide (not for a given size on a CPU)."""
+    available = memory.device_bytes()
+    if params["batch_size"] > 0 and available is None:
+        return params
+    batch_size, note = memory.choose_batch_size(params["batch_size"], build(), params["optimizer"], available)
+    if note:
+        print(note)
+    return {**params, "batch_size": batch_size}
 
 
 def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict,
@@ -279,6 +293,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
     fold_of = np.asarray(fold_of)
     compile_cache.enable()
+    params = _with_batch_size(build, params)
     oof = oof_plain = None
     tests, hists, rows = [], [], []
     trainers: dict = {}  # the models each phase fits, with their compiled steps, shared by the folds
@@ -301,9 +316,11 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
             tests.append(rec["test_proba"])
         hists.append(rec["history"])
         rows.append({k: rec.get(k) for k in ("fold", "best_epoch", "seconds", "images_per_s", "compiles",
-                                             "compile_s", "cache_loads", "resumed")})
+                                             "compile_s", "cache_loads", "batch_size", "resumed")})
         print(f"fold {fold}: best epoch {rec['best_epoch'] + 1}, {rec['seconds']:.0f} s, "
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")
+    policy = keras.mixed_precision.global_policy()
     keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)  # clear_session resets it to float32
     return CVResult(oof, np.mean(tests, axis=0) if tests else None, pd.concat(hists, ignore_index=True),
                     pd.DataFrame(rows), oof_plain)

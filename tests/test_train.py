@@ -331,3 +331,17 @@ def test_probe_head_init_starts_each_fold_from_its_own_probe(tmp_path, monkeypat
     assert not np.array_equal(starts[0], starts[1])  # refitted per fold
     assert train.signature(_params(head_init="random")) == train.signature(_params())
     assert train.signature(P) != train.signature(_params(epochs=1, monitor="last"))
+
+
+def test_cross_validation_leaves_the_precision_policy_as_it_found_it(tmp_path):
+    # keras.backend.clear_session() resets the global dtype policy to float32: a model built
+    # after a cross-validation (a second teacher, a benchmark's next model) would lose bf16
+    x, y = _toy(32)
+    keras = train.keras
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        train.cross_validate(lambda: models.baseline_cnn(16, 2, dropout=0.0), x, y, np.arange(32) % 2, None,
+                             _params(epochs=1, monitor="last"), tmp_path)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
