@@ -34,6 +34,7 @@ def activation_elements(model: keras.Model) -> int:
     """Return the number of values all of ``model``'s layers output for one image (inputs included)."""
     total = 0
     for layer in _leaf_layers(model):
+        # every call of the layer in the graph (layer.output raises for a layer called twice)
         for node in getattr(layer, "_inbound_nodes", []):
             for t in node.output_tensors:
                 total += math.prod(d for d in t.shape[1:] if d is not None)

@@ -301,7 +301,6 @@ def pseudo_label_teachers(st: runs.Stage, P: dict) -> dict:
     return {t: pseudo_label(st, P, t) for t in pseudo.teachers(st.run_dir, P["teacher"])}
 
 
-
 def pseudo_table(st: runs.Stage, results: dict) -> pd.DataFrame:
     """Return one row per teacher and round (out-of-fold and test accuracy before and after,
     pseudo-labels used), written to pseudo_labelling.csv with its before/after figure; an
