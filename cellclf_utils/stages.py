@@ -246,6 +246,7 @@ def stage_model(stage_params: dict, n_classes: int) -> Callable[[], keras.Model]
     (03-05) or the baseline CNN (02)."""
     if "backbone" in stage_params:
         return backbone_model(stage_params, n_classes)[0]
+    precision.auto()  # bf16 on an accelerator, as for the backbones
     return lambda: models.baseline_cnn(stage_params["image_size"], n_classes, stage_params["pooling"],
                                        stage_params["dropout"], stage_params["augment"], stage_params["seed"])
 

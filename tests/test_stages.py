@@ -69,6 +69,17 @@ def test_precision_is_float32_on_a_cpu_and_can_be_forced(monkeypatch):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def test_the_baseline_cnn_gets_the_same_precision_as_the_backbones(monkeypatch):
+    P = {"image_size": 32, "pooling": "gap", "dropout": 0.5, "augment": "none", "seed": 0}
+    try:
+        monkeypatch.setenv("CELLCLF_PRECISION", "mixed_bfloat16")  # what an accelerator picks
+        assert stages.stage_model(P, 3)().dtype_policy.name == "mixed_bfloat16"
+        monkeypatch.delenv("CELLCLF_PRECISION")
+        assert stages.stage_model(P, 3)().dtype_policy.name == "float32"  # this CPU
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_fine_tuning_parameters_are_validated():
     ns = {k: v for k, v in zip(params.STAGE_PARAMS["03_xception"], [None] * 99)}
     good = {"data_dir": "", "classes": "", "run_id": "", "profile": "", "image_size": 71, "resize": "pad",
