@@ -6,10 +6,13 @@
 #
 # Prepare here:  bash ../shared/gpu/carry-wheels.sh .whl ImageHash
 #                mkdir -p .gpu-carry && cp -r ../shared/data/herlev .gpu-carry/   (never committed)
+#                .venv/bin/cellclf data split ../shared/data/herlev .gpu-carry/herlev-split --test-fraction 0.2
+#                  (for `full`: a held-out test/ so pseudo-labelling (06) has images to label)
 # Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series|full]`
 # (all = bench + series; full = the whole series in the full profile, resumable: a second call on
 # the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
-# BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
+# BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
+# FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev),
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
 set -uo pipefail
 PART=${1:-all}
@@ -53,8 +56,13 @@ tar czf "$OUT/gpu-03.tgz" --exclude='*.weights.h5' runs/gpu-03 2>/dev/null
 fi
 if [ "$PART" = full ]; then
 # weights none: the device has no internet for ImageNet weights; the time per step is the same
+FULL_DATA=${FULL_DATA:-$( [ -d .gpu-carry/herlev-split ] && echo .gpu-carry/herlev-split || echo .gpu-carry/herlev )}
+echo "full series on $FULL_DATA"
+# what the run will push through each network, counted before it starts (cellclf plan)
+$PY -m cellclf_utils.cli plan --profile full --data "$FULL_DATA" --classes herlev3 -p weights none ${FULL_ARGS:-} 2>&1 \
+  | quiet | tee "$OUT/plan.txt"
 t2=$(date +%s)
-timeout "${FULL_S:-540}" $PY -m cellclf_utils.cli run --profile full --data .gpu-carry/herlev --classes herlev3 \
+timeout "${FULL_S:-540}" $PY -m cellclf_utils.cli run --profile full --data "$FULL_DATA" --classes herlev3 \
   --run-id gpu-full --resume --log-output --no-progress-bar -p weights none ${FULL_ARGS:-} 2>&1 | quiet \
   | grep -v -e '^Epoch ' -e 'step - ' | grep -e '^run ' -e '^\[[0-9]' -e '^fold [0-9]' -e 'finished' -e 'Error' -e 'rror:' | tail -60
 echo "full series, this call: $(( $(date +%s) - t2 )) s"

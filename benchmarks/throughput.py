@@ -10,6 +10,10 @@
   mixed     stage, plus MixUp and CutMix mixed on the device (`-p mixup 0.2 -p cutmix 1.0`)
   naive     keras.applications model, float32 batches preprocessed on the host, train_on_batch
   timm      timm/torch, channels-last, bf16 autocast, data already on the device
+  predict   forward only: the project's model through predict.predict_proba (how validation
+            and test images are scored), for `cellclf plan --speeds`
+
+`baseline` (stage 02's small CNN) is a model name too, for project, stage and predict.
 
 Random images (never zeros). Images/s is measured after warm-up, from the host clock after a
 device sync; compile seconds are XLA's (JAX) or the first epoch's extra time. peak GiB is the
@@ -54,12 +58,10 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
     through the MixUp/CutMix training wrapper, as a stage with mixup/cutmix > 0 trains;
     ``resident_images`` False: batches streamed from the host instead)."""
     import keras
-    from cellclf_utils import augment, backbones, compile_cache, memory, mixing, resident
+    from cellclf_utils import compile_cache, memory, mixing, resident
     from cellclf_utils.schedules import make_optimizer
 
-    model = backbones.build(name, size, N_CLASSES, weights="none",
-                            unfreeze_from=None if stage else "all",
-                            augment=augment.pipeline("seed", 0) if stage else None)
+    model = _model(name, size, stage)
     estimate = memory.training_bytes(model, bs, "sgd")["total"] / memory.GIB  # what batch_size 0 goes by
     x, y = _data(bs * steps, size)
     y = keras.utils.to_categorical(y, N_CLASSES)
@@ -90,6 +92,35 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
     compiled = compile_cache.stats()["compile_s"] - before["compile_s"]
     steady = min(times[1:])
     return {"img_s": bs * steps / steady, "compile_s": compiled or times[0] - steady, "est_gib": estimate}
+
+
+def _model(name: str, size: int, stage: bool):
+    """Return the network a stage trains: a backbone with every layer trainable, or with
+    ``stage`` its default freeze policy and `seed` augmentation; `baseline` is stage 02's CNN
+    (`basic` augmentation with ``stage``)."""
+    from cellclf_utils import augment, backbones, models
+    if name == "baseline":
+        return models.baseline_cnn(size, N_CLASSES, augment_preset="basic" if stage else "none")
+    return backbones.build(name, size, N_CLASSES, weights="none", unfreeze_from=None if stage else "all",
+                           augment=augment.pipeline("seed", 0) if stage else None)
+
+
+def keras_predict(name: str, size: int, bs: int, steps: int) -> dict:
+    """Return forward-only images/s of the project's model, as stages score images."""
+    from cellclf_utils import predict
+
+    model = _model(name, size, stage=False)
+    x, _ = _data(bs * steps, size)
+    t = time.perf_counter()
+    predict.predict_proba(model, x[:bs], bs)  # traces and compiles the predict step
+    first = time.perf_counter() - t
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        predict.predict_proba(model, x, bs)
+        times.append(time.perf_counter() - t)
+    dt = min(times)
+    return {"img_s": len(x) / dt, "compile_s": max(first - dt / steps, 0.0)}
 
 
 def keras_naive(name: str, size: int, bs: int, steps: int) -> dict:
@@ -185,7 +216,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--variants", nargs="+", default=["project", "naive", "timm", "stage"],
-                    choices=["project", "streamed", "stage", "mixed", "naive", "timm"])
+                    choices=["project", "streamed", "stage", "mixed", "naive", "timm", "predict"])
     ap.add_argument("--stage-models", nargs="*", default=["xception"],
                     help="models that also get the 'stage' and 'mixed' variants (each is one more compile)")
     ap.add_argument("--csv", default=None, help="append rows here as they finish")
@@ -217,17 +248,19 @@ def main() -> None:
                 if variant in ("project", "streamed", "stage", "mixed"):
                     r = keras_fit(name, size, a.batch_size, a.steps, stage=variant in ("stage", "mixed"),
                                   mixed=variant == "mixed", resident_images=variant != "streamed")
+                elif variant == "predict":
+                    r = keras_predict(name, size, a.batch_size, a.steps)
                 elif variant == "naive":
                     r = keras_naive(name, size, a.batch_size, a.steps)
                 else:
                     r = timm_torch(name, size, a.batch_size, a.steps)
                 peak = r["peak_gib"] if "peak_gib" in r else jax_peak_gib()
-                row = {"model": name, "size": size, "variant": variant, "precision": dtype,
+                row = {"model": name, "size": size, "variant": variant, "batch": a.batch_size, "precision": dtype,
                        "img_s": round(r["img_s"], 1),
                        "compile_s": round(r["compile_s"], 1), "peak_gib": "" if peak is None else round(peak, 2),
                        "est_gib": round(r["est_gib"], 2) if "est_gib" in r else "", "note": ""}
             except Exception as e:  # one missing library or model must not lose the other rows
-                row = {"model": name, "size": size, "variant": variant, "precision": dtype,
+                row = {"model": name, "size": size, "variant": variant, "batch": a.batch_size, "precision": dtype,
                        "img_s": "", "compile_s": "",
                        "peak_gib": "", "est_gib": "", "note": f"{type(e).__name__}: {str(e)[:120]}"}
             row["wall_s"] = round(time.perf_counter() - t, 1)
@@ -252,7 +285,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         naive = next((float(q["img_s"]) for q in rows if q["model"] == r["model"] and q["variant"] == "naive"
                       and q["img_s"] != ""), None)
-        ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and r["img_s"] != "" else ""
+        # forward-only speed is not comparable with a training step
+        ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and r["img_s"] != "" and r["variant"] != "predict" else ""
         lines.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r.get('precision', '')} | "
                      f"{r['img_s'] or r['note']} | "
                      f"{r['compile_s']} | {r.get('peak_gib') or ''} | {r.get('est_gib') or ''} | {ratio} |")

@@ -133,6 +133,40 @@ def _cmd_report(a) -> int:
     return 0
 
 
+def _cmd_plan(a) -> int:
+    import pandas as pd
+    from . import workload
+    from .runner import RunError
+    overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
+    try:
+        params = workload.stage_parameters(a.profile, a.data, a.classes, overrides, a.only)
+    except RunError as e:
+        print(f"cellclf plan: {e}", file=sys.stderr)
+        return 1
+    speeds = workload.read_speeds(a.speeds) if a.speeds else None
+    table = workload.plan(params, speeds)
+    if speeds is not None:
+        table = workload.estimate(table, speeds)
+    if a.json:
+        print(table.to_json(orient="records", indent=1))
+        return 0
+    notes = [f"  {r.stage}: " + "; ".join(t for t in (r.note, getattr(r, "basis", "")) if t)
+             for r in table.itertuples() if r.note or getattr(r, "basis", "")]
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.drop(columns=["note", "basis"], errors="ignore").to_string(index=False))
+    if notes:
+        print("notes:\n" + "\n".join(notes))
+    totals = table[["trained", "frozen_base", "predicted"]].sum()
+    print(f"\nin all: {totals.trained:,} images trained, {totals.frozen_base:,} through a frozen base, "
+          f"{totals.predicted:,} predicted")
+    if a.speeds:
+        known = table.seconds.notna()
+        print(f"about {table.seconds[known].sum() / 60:.1f} min of network time at the speeds in {a.speeds}"
+              + ("" if known.all() else f" (without {', '.join(table.stage[~known])}: no speed measured)")
+              + "; kernel starts, image loading and reports come on top")
+    return 0
+
+
 def _cmd_params(a) -> int:
     from . import params
     print(params.describe(a.stage))
@@ -211,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir")
     rep.add_argument("--hide-code", action="store_true")
     rep.set_defaults(func=_cmd_report)
+
+    pl = sub.add_parser("plan", help="count the images a run would train and predict per stage (and, with "
+                        "--speeds, about how long that takes) without running it")
+    pl.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile")
+    pl.add_argument("--data", default=None, help="dataset folder or manifest (default: the embedded synthetic set)")
+    pl.add_argument("--classes", default=None, help="class preset or YAML mapping")
+    pl.add_argument("--only", default=None, help="comma-separated stages, e.g. 03,04")
+    pl.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    default=[], help="override a parameter, as for run")
+    pl.add_argument("--speeds", metavar="CSV", default=None,
+                    help="images/s measured on the target machine by benchmarks/throughput.py (--csv)")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=_cmd_plan)
 
     pp = sub.add_parser("params", help="list a stage's parameters and allowed values")
     pp.add_argument("stage")

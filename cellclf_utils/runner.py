@@ -55,6 +55,43 @@ def select(nbs: list[Path], only: str | None) -> list[Path]:
     return chosen
 
 
+def resolve_parameters(profile: str, data: str | None, classes: str | None, overrides: dict | None,
+                       root: Path | None = None) -> tuple[dict, dict, dict]:
+    """Return ``(P, per_stage, cli)``: the profile's parameters with the command line's on top,
+    the profile's per-stage sections, and the command line's own (which win over a section)."""
+    P = load_profile(profile, root)
+    # precedence: profile < the profile's per-stage section < command line
+    per_stage = P.pop("stages", None) or {}
+    cli = dict(overrides or {})
+    if data is not None:
+        cli["data_dir"] = str(paths.resolve(data)) if data else ""
+    if classes is not None:
+        cli["classes"] = classes
+    P.update(cli)
+    return P, per_stage, cli
+
+
+def check_parameters(profile: str, P: dict, per_stage: dict, declared: dict[str, set]) -> None:
+    """Raise RunError for a parameter no notebook declares, or a per-stage section naming an
+    unknown stage or a parameter that stage lacks."""
+    unknown = sorted(set(P) - set().union(*declared.values()))
+    if unknown:
+        raise RunError(f"parameter(s) {', '.join(unknown)} are not parameters of any notebook in the series; "
+                       "`cellclf params <stage>` lists them")
+    for stem, values in per_stage.items():
+        if stem not in declared:
+            raise RunError(f"profile {profile!r}: section stages.{stem} names no notebook of the series")
+        wrong = sorted(set(values) - declared[stem])
+        if wrong:
+            raise RunError(f"profile {profile!r}: {', '.join(wrong)} are not parameters of {stem}")
+
+
+def parameters_for(stem: str, P: dict, per_stage: dict, cli: dict, declared: set) -> dict:
+    """Return the parameters notebook ``stem`` gets: only those its parameters cell declares."""
+    merged = {**P, **per_stage.get(stem, {}), **cli}
+    return {k: v for k, v in merged.items() if k in declared}
+
+
 def run_series(profile: str = "quick", data: str | None = None, classes: str | None = None,
                run_id: str | None = None, only: str | None = None, resume: bool = False,
                overrides: dict | None = None, log_output: bool = False, hide_code: bool = False,
@@ -68,15 +105,7 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
     from nbclient.exceptions import DeadKernelError
 
     root = paths.project_root()
-    P = load_profile(profile, root)
-    # precedence: profile < the profile's per-stage section < command line
-    per_stage = P.pop("stages", None) or {}
-    cli = dict(overrides or {})
-    if data is not None:
-        cli["data_dir"] = str(paths.resolve(data)) if data else ""
-    if classes is not None:
-        cli["classes"] = classes
-    P.update(cli)
+    P, per_stage, cli = resolve_parameters(profile, data, classes, overrides, root)
     P["run_id"] = run_id or P.get("run_id") or runs.new_run_id(P["profile"])
     run_dir = paths.runs_dir() / P["run_id"]
     stored = run_dir / "params.yaml"
@@ -93,16 +122,7 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
     if not stages:
         raise RunError(f"no notebooks found in {root / 'notebooks'}")
     declared = {nb.stem: declared_parameters(nb) for nb in series}
-    unknown = sorted(set(P) - set().union(*declared.values()))
-    if unknown:
-        raise RunError(f"parameter(s) {', '.join(unknown)} are not parameters of any notebook in the series; "
-                       "`cellclf params <stage>` lists them")
-    for stem, values in per_stage.items():
-        if stem not in declared:
-            raise RunError(f"profile {profile!r}: section stages.{stem} names no notebook of the series")
-        wrong = sorted(set(values) - declared[stem])
-        if wrong:
-            raise RunError(f"profile {profile!r}: {', '.join(wrong)} are not parameters of {stem}")
+    check_parameters(profile, P, per_stage, declared)
     for nb in stages:
         if runs.is_finished(run_dir / nb.stem) and not resume:
             raise RunError(str(runs.finished_error(run_dir / nb.stem)))
@@ -118,9 +138,8 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
         stage_dir.mkdir(parents=True, exist_ok=True)
         out = stage_dir / "notebook.ipynb"
         try:
-            # each notebook gets only the parameters its parameters cell declares
-            merged = {**P, **per_stage.get(nb.stem, {}), **cli, "run_id": P["run_id"]}
-            mine = {k: v for k, v in merged.items() if k in declared[nb.stem]}
+            # the run's folder name wins over a `-p run_id`
+            mine = parameters_for(nb.stem, P, per_stage, {**cli, "run_id": P["run_id"]}, declared[nb.stem])
             pm.execute_notebook(str(nb), str(out), parameters=mine, kernel_name=KERNEL, cwd=str(root),
                                 progress_bar={"desc": f"[{i}/{len(stages)}] {nb.stem}"} if progress else False,
                                 log_output=log_output)

@@ -1,0 +1,199 @@
+"""The work a run asks of its networks, counted before it starts: per stage, the images each
+training phase and each forward pass sees, and, given speeds measured on the machine
+(benchmarks/throughput.py's CSV), about how long that takes. `cellclf plan` prints it."""
+from __future__ import annotations
+
+import ast
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import data, folds, paths, runner
+
+TTA_VIEWS = 8  # predict.predict_proba's dihedral views
+AUTO_BATCH = 32  # what batch_size 0 counts as here: the size depends on the card (memory.choose_batch_size)
+TRAINED_BY = {"02_baseline_cnn": "baseline"}  # stages whose network is not a `backbone` parameter
+
+
+def _padded(n: int, batch_size: int) -> int:
+    """Return ``n`` rounded up to whole batches, as training and prediction feed them."""
+    return -(-n // batch_size) * batch_size
+
+
+def fold_work(fold_of: np.ndarray, n_test: int, P: dict, frozen_head: bool, extra: int = 0) -> dict:
+    """Return the images one cross-validation pushes through its network, summed over folds:
+    ``trained`` (forward and backward, every layer the phase trains), ``frozen_base`` (head epochs on a
+    frozen base), ``predicted`` (forward only: the validation split scored after every epoch,
+    then validation and test predictions, with TTA's 8 views). ``extra``: images added to each
+    fold's training split (pseudo-labels; at most the test set)."""
+    bs = P.get("batch_size") or AUTO_BATCH
+    head = P.get("head_epochs", 0) if frozen_head else 0
+    tta = bool(P.get("tta", False))
+    views = TTA_VIEWS if tta else 1
+    trained = head_images = predicted = 0
+    for f in np.unique(fold_of):
+        n_train, n_val = int((fold_of != f).sum()) + extra, int((fold_of == f).sum())
+        per_epoch = _padded(n_train, bs)  # train.fit_fold fills the last batch
+        trained += P["epochs"] * per_epoch
+        head_images += head * per_epoch
+        predicted += (head + P["epochs"]) * _padded(n_val, bs)  # train.BestEpoch, every epoch
+        # TTA also keeps the plain validation prediction (the report compares the two)
+        predicted += (views + (1 if tta else 0)) * _padded(n_val, bs) + views * _padded(n_test, bs)
+    return {"trained": trained, "frozen_base": head_images, "predicted": predicted}
+
+
+def _defaults(nb: Path) -> dict:
+    """Return the notebook's parameters cell as values (papermill gives their source text)."""
+    import papermill as pm
+    out = {}
+    for name, spec in pm.inspect_notebook(str(nb)).items():
+        try:
+            out[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            out[name] = spec["default"]
+    return out
+
+
+def stage_parameters(profile: str, data_dir: str | None, classes: str | None, overrides: dict | None,
+                     only: str | None = None) -> dict[str, dict]:
+    """Return ``{stage: parameters}`` as `cellclf run` would pass them (notebook defaults, then
+    profile, per-stage section and command line), for the stages ``only`` selects."""
+    root = paths.project_root()
+    P, per_stage, cli = runner.resolve_parameters(profile, data_dir, classes, overrides, root)
+    series = runner.notebooks(root)
+    defaults = {nb.stem: _defaults(nb) for nb in series}
+    runner.check_parameters(profile, P, per_stage, {k: set(v) for k, v in defaults.items()})
+    chosen = {nb.stem for nb in runner.select(series, only)}
+    return {nb.stem: {**defaults[nb.stem], **runner.parameters_for(nb.stem, P, per_stage, cli, set(defaults[nb.stem]))}
+            for nb in series if nb.stem in chosen}
+
+
+def _folds(ds: data.Dataset, P: dict) -> np.ndarray:
+    """Return each used image's validation fold, drawn as a run draws them but without
+    near-duplicate groups (hashing every image costs more than the count is worth; sizes can
+    differ from the run's by the size of a group)."""
+    df = folds.assign(ds.ids, ds.labels, np.arange(len(ds.ids)), P["folds"], P["seed"], ds.class_names)
+    return folds.subset(df, P.get("limit", 0), P["seed"]).fold.to_numpy()
+
+
+def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict, note: str = "") -> dict:
+    bs = P.get("batch_size")
+    return {"stage": stage, "network": network, "image_size": P.get("image_size"),
+            "batch_size": bs if bs else (f"auto ({AUTO_BATCH} counted)" if bs == 0 else ""),
+            "folds": P.get("folds"), "images": n_used, "test_images": n_test,
+            "epochs": (f"{P.get('head_epochs', 0)}+{P['epochs']}" if "head_epochs" in P else P.get("epochs", "")),
+            "tta": bool(P.get("tta", False)), **work, "note": note}
+
+
+def _costliest(rows: list[dict], speeds: dict | None) -> str:
+    """Return the stage of ``rows`` that costs most: by seconds among those with measured
+    speeds, else by image pixels trained (blind to depth, but not to input size)."""
+    speed = {r["stage"]: (speeds or {}).get((r["network"], r["image_size"]), {}) for r in rows}
+    measured = [r for r in rows if "train" in speed[r["stage"]]]
+    if measured:
+        cost = [(r["trained"] + r["frozen_base"]) / speed[r["stage"]]["train"]
+                + r["predicted"] / speed[r["stage"]].get("predict", speed[r["stage"]]["train"]) for r in measured]
+        return measured[int(np.argmax(cost))]["stage"]
+    return rows[int(np.argmax([(r["trained"] + r["frozen_base"]) * r["image_size"] ** 2 for r in rows]))]["stage"]
+
+
+def plan(stage_params: dict[str, dict], speeds: dict | None = None) -> pd.DataFrame:
+    """Return one row per stage: its network, input size, folds, images used, and the images
+    trained / trained with a frozen base / predicted (``fold_work``). Stages without a network
+    to train (EDA, classical features, ensemble) count zero. ``speeds`` (``read_speeds``) only
+    ranks the teachers pseudo-labelling may pick."""
+    rows, by_stage, datasets = [], {}, {}
+    none = {"trained": 0, "frozen_base": 0, "predicted": 0}
+    for stage, P in stage_params.items():
+        key = (P.get("data_dir", ""), P.get("classes", ""))
+        if key not in datasets:
+            datasets[key] = data.load_dataset(data.resolve_source(key[0], progress=False), key[1],
+                                              P.get("on_bad_image", "error"), progress=False)
+        ds = datasets[key]
+        n_test = len(ds.test_ids)
+        if "epochs" in P and ("backbone" in P or stage in TRAINED_BY):
+            fold_of = _folds(ds, P)
+            network = P.get("backbone") or TRAINED_BY[stage]
+            work = fold_work(fold_of, n_test, P, frozen_head="backbone" in P)
+            by_stage[stage] = (network, P, fold_of, n_test)
+            rows.append(_row(stage, network, P, len(fold_of), n_test, work))
+        elif "backbone" in P:  # 02c: features of every image (and view) through the frozen network
+            fold_of = _folds(ds, P)
+            views = TTA_VIEWS if P.get("tta") else 1
+            bs = P.get("batch_size") or AUTO_BATCH
+            work = {**none, "predicted": views * (_padded(len(fold_of), bs) + _padded(n_test, bs))}
+            rows.append(_row(stage, P["backbone"], P, len(fold_of), n_test, work, "features only"))
+        elif "rounds" in P:  # 06: each teacher retrained per round, with its confident test images
+            if not n_test:
+                rows.append(_row(stage, "", P, 0, 0, none, "skipped: no test images to pseudo-label"))
+                continue
+            named = [t.strip() for t in str(P.get("teacher", "")).split(",") if t.strip()]
+            note = f"{P['rounds']} round(s), all {n_test} test images pseudo-labelled (at most)"
+            if named:
+                known = [t for t in named if t in by_stage]
+            else:
+                # the best trained stage teaches, known only after the run: count the costliest
+                candidates = [r for r in rows if r["stage"] in by_stage]
+                known = [_costliest(candidates, speeds)] if candidates else []
+                note += "; teacher: the costliest stage (the best is known after the run)"
+            if not known:
+                rows.append(_row(stage, "", P, 0, n_test, none, "not counted: its teacher stage is not in this "
+                                 "plan (add it to --only)"))
+                continue
+            for teacher in known:
+                network, TP, fold_of, _ = by_stage[teacher]
+                work = fold_work(fold_of, n_test, TP, frozen_head="backbone" in TP, extra=n_test)
+                work = {k: v * P["rounds"] for k, v in work.items()}
+                rows.append(_row(f"{stage} ({teacher})", network, TP, len(fold_of), n_test, work, note))
+        else:
+            rows.append(_row(stage, "", P, len(ds.ids), n_test, none, "no network trained"))
+    return pd.DataFrame(rows).astype({"image_size": "Int64", "folds": "Int64"})
+
+
+def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
+    """Return ``{(network, size): {"train": img/s, "predict": img/s, "compile_s": s, "batch": n}}``
+    from benchmarks/throughput.py's CSV: training speed from the 'stage' row (the stage's own
+    model) or else 'project', forward speed from 'predict'."""
+    speeds: dict[tuple[str, int], dict] = {}
+    with open(csv_path, newline="") as f:
+        for r in csv.DictReader(f):
+            if not r.get("img_s"):
+                continue
+            s = speeds.setdefault((r["model"], int(r["size"])), {})
+            if r["variant"] == "predict":
+                s["predict"] = float(r["img_s"])
+            elif r["variant"] == "stage" or (r["variant"] == "project" and "train" not in s):
+                s["train"], s["compile_s"] = float(r["img_s"]), float(r["compile_s"] or 0)
+                s["batch"] = int(r["batch"]) if r.get("batch") else None
+    return speeds
+
+
+def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.DataFrame:
+    """Return ``table`` with ``seconds``: trained and frozen-base images at the measured training speed
+    (head epochs skip the base's backward pass, so this errs long), predicted images at the
+    measured forward speed (the training speed, erring long, where none was measured), plus
+    one training compile per phase (later folds load it from the compile cache). Blank where
+    the network at that size was not measured."""
+    out = table.copy()
+    seconds, basis = [], []
+    for r in out.itertuples():
+        work = r.trained + r.frozen_base + r.predicted
+        s = speeds.get((r.network, int(r.image_size))) if r.network and r.image_size else None
+        if not work:
+            seconds.append(0.0)
+            basis.append("")
+            continue
+        if not s or "train" not in s:
+            seconds.append(np.nan)
+            basis.append(f"no speed measured for {r.network}@{r.image_size}")
+            continue
+        phases = (1 if r.trained else 0) + (1 if r.frozen_base else 0)
+        seconds.append((r.trained + r.frozen_base) / s["train"] + r.predicted / s.get("predict", s["train"])
+                       + phases * s["compile_s"])
+        basis.append(("" if s.get("batch") in (None, r.batch_size) else f"speed measured at batch {s['batch']}; ")
+                     + ("" if "predict" in s else "forward at the training speed"))
+    out["seconds"] = np.round(seconds, 1)
+    out["basis"] = basis
+    return out

@@ -1,0 +1,141 @@
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+from cellclf_utils import cli, train, workload
+from tests.test_train import _params, _toy
+
+
+def test_counts_are_the_images_cross_validation_feeds(tmp_path, monkeypatch):
+    # a base to freeze, uneven folds, a test set and TTA: every count fold_work makes is exercised
+    x, y = _toy(50)
+    inp = keras.Input((16, 16, 3))
+    base = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Rescaling(1 / 255),
+                             keras.layers.Conv2D(4, 3)], name="base")
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(base(inp))))
+    seen = {"trained": 0, "frozen_base": 0, "predicted": 0}
+    fit, predict = keras.Model.fit, keras.Model.predict
+
+    def counting_fit(self, x=None, *a, **k):
+        rows = x["index"] if isinstance(x, dict) else x
+        seen["trained" if base.trainable else "frozen_base"] += len(rows) * k["epochs"]
+        return fit(self, x, *a, **k)
+
+    def counting_predict(self, x, *a, **k):
+        seen["predicted"] += len(x)
+        return predict(self, x, *a, **k)
+    monkeypatch.setattr(keras.Model, "fit", counting_fit)
+    monkeypatch.setattr(keras.Model, "predict", counting_predict)
+    P = _params(epochs=2, head_epochs=1, tta=True, monitor="last")
+    fold_of = np.arange(50) % 3
+    train.cross_validate(lambda: model, x, y, fold_of, x[:5], P, tmp_path)
+    assert seen == workload.fold_work(fold_of, 5, P, frozen_head=True)
+    # hand count for fold sizes 17/17/16 (train 33/33/34), batch 16: 48 trained per epoch; the
+    # validation split padded to 32/32/16, scored after 3 epochs, then 8 TTA views + 1 plain; test 16 x 8
+    assert seen["trained"] == 3 * 2 * 48 and seen["frozen_base"] == 3 * 48
+    assert seen["predicted"] == (3 + 9) * (32 + 32 + 16) + 3 * 8 * 16
+
+
+def test_pseudo_labels_add_to_each_fold_and_no_head_without_a_base():
+    fold_of = np.arange(40) % 2  # 20 train / 20 validation per fold
+    P = {"batch_size": 8, "epochs": 3, "head_epochs": 2, "tta": False}
+    plain = workload.fold_work(fold_of, 0, P, frozen_head=False)
+    assert plain == {"trained": 2 * 3 * 24, "frozen_base": 0, "predicted": 2 * (3 * 24 + 24)}
+    more = workload.fold_work(fold_of, 10, P, frozen_head=False, extra=10)
+    assert more["trained"] == 2 * 3 * 32  # 30 images fill four batches of 8
+    assert workload.fold_work(fold_of, 0, {**P, "batch_size": 0}, False)["trained"] == 2 * 3 * 32  # auto counts 32
+
+
+def test_plan_follows_the_profile_and_the_command_line(small_dataset):
+    params = workload.stage_parameters("smoke", str(small_dataset), None, {"epochs": 3}, None)
+    assert params["02_baseline_cnn"]["epochs"] == 3 and params["03_xception"]["image_size"] == 71
+    assert params["02_baseline_cnn"]["pooling"] == "gap"  # the notebook's own default fills in
+    table = workload.plan(params).set_index("stage")
+    assert (table.loc[["01_eda_colour", "02b_classical", "07_ensemble"], "trained"] == 0).all()
+    base = table.loc["02_baseline_cnn"]
+    assert base.network == "baseline" and base.images == 12 and base.frozen_base == 0
+    assert base.trained == 2 * 3 * 16  # 2 folds of 6 training images, each one batch of 16, 3 epochs
+    assert table.loc["03_xception"].frozen_base == 2 * 1 * 16 and table.loc["03_xception"].epochs == "1+3"
+    assert table.loc["02c_frozen_probe"].predicted == 16 + 16  # 12 images and 4 test, one view each
+    student = table.loc["06_pseudo_labelling (02_baseline_cnn)"]  # smoke names its teacher
+    assert student.trained == 2 * 3 * 16 and student.predicted == base.predicted  # 10 images still fill one batch
+    assert "all 4 test images pseudo-labelled" in student.note
+
+
+def test_no_test_images_means_no_pseudo_labelling(small_dataset):
+    for f in (small_dataset / "test").iterdir():
+        f.unlink()
+    (small_dataset / "test").rmdir()
+    (small_dataset / "test_labels.csv").unlink()
+    table = workload.plan(workload.stage_parameters("smoke", str(small_dataset), None, {}, "02,06"))
+    assert table.stage.tolist() == ["02_baseline_cnn", "06_pseudo_labelling"]
+    assert table.iloc[1].trained == 0 and table.iloc[1].note.startswith("skipped")
+
+
+def test_pseudo_labelling_without_its_teacher_in_the_plan_says_so(small_dataset):
+    for teacher in ("02_baseline_cnn", ""):
+        table = workload.plan(workload.stage_parameters("smoke", str(small_dataset), None, {"teacher": teacher}, "06"))
+        assert table.stage.tolist() == ["06_pseudo_labelling"] and table.trained.tolist() == [0]
+        assert "not in this plan" in table.note[0]
+
+
+def test_estimate_uses_measured_speeds_and_says_where_it_has_none(tmp_path):
+    speeds_csv = tmp_path / "speeds.csv"
+    with open(speeds_csv, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["model", "size", "variant", "batch", "img_s", "compile_s"])
+        w.writeheader()
+        w.writerows([{"model": "vgg16", "size": 64, "variant": "project", "batch": 32, "img_s": 10, "compile_s": 1},
+                     {"model": "vgg16", "size": 64, "variant": "stage", "batch": 32, "img_s": 20, "compile_s": 2},
+                     {"model": "vgg16", "size": 64, "variant": "predict", "batch": 32, "img_s": 100, "compile_s": 0},
+                     {"model": "xception", "size": 72, "variant": "stage", "batch": 16, "img_s": "", "compile_s": ""}])
+    speeds = workload.read_speeds(speeds_csv)
+    assert speeds[("vgg16", 64)] == {"train": 20.0, "compile_s": 2.0, "batch": 32, "predict": 100.0}
+    assert ("xception", 72) not in speeds  # a failed measurement is no speed
+    import pandas as pd
+    table = pd.DataFrame([{"stage": "04", "network": "vgg16", "image_size": 64, "batch_size": 32,
+                           "trained": 400, "frozen_base": 100, "predicted": 1000},
+                          {"stage": "03", "network": "xception", "image_size": 72, "batch_size": 32,
+                           "trained": 10, "frozen_base": 0, "predicted": 10},
+                          {"stage": "01", "network": "", "image_size": 64, "batch_size": "",
+                           "trained": 0, "frozen_base": 0, "predicted": 0}])
+    est = workload.estimate(table, speeds)
+    assert est.seconds[0] == pytest.approx(500 / 20 + 1000 / 100 + 2 * 2)  # two phases, one compile each
+    assert np.isnan(est.seconds[1]) and "no speed measured for xception@72" in est.basis[1]
+    assert est.seconds[2] == 0
+
+
+def test_cli_plan_prints_the_totals_and_refuses_an_unknown_profile(small_dataset, capsys):
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02"]) == 0
+    out = capsys.readouterr().out
+    assert "02_baseline_cnn" in out and "in all: 32 images trained" in out
+    assert cli.main(["plan", "--profile", "nope"]) == 1
+    assert "no such profile" in capsys.readouterr().err
+    assert cli.main(["plan", "--profile", "smoke", "-p", "lrr", "1"]) == 1
+    assert "lrr" in capsys.readouterr().err
+
+
+def test_without_a_named_teacher_the_costliest_stage_is_counted(small_dataset):
+    params = workload.stage_parameters("smoke", str(small_dataset), None, {"teacher": ""}, None)
+    by_pixels = workload.plan(params).stage.tolist()
+    assert "06_pseudo_labelling (03_xception)" in by_pixels  # 71 px with a head epoch: most pixels trained
+    slow_vgg = {("vgg16", 32): {"train": 1.0, "compile_s": 0.0}}
+    assert "06_pseudo_labelling (04_vgg16)" in workload.plan(params, slow_vgg).stage.tolist()
+
+
+def test_throughput_csv_feeds_plan_speeds(tmp_path):
+    # the contract between benchmarks/throughput.py and `cellclf plan --speeds`: its rows (a
+    # training and a forward-only variant, with the batch size) read back as speeds
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = tmp_path / "speeds.csv"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
+    subprocess.run([sys.executable, str(script), "--models", "baseline@32", "--batch-size", "4", "--steps", "2",
+                    "--variants", "stage", "predict", "--stage-models", "baseline", "--csv", str(out)],
+                   check=True, timeout=300, capture_output=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    s = workload.read_speeds(out)[("baseline", 32)]
+    assert s["train"] > 0 and s["predict"] > 0 and s["batch"] == 4
