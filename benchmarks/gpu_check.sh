@@ -9,14 +9,14 @@
 #                .venv/bin/cellclf data split ../shared/data/herlev .gpu-carry/herlev-split --test-fraction 0.2
 #                  (for `full`: a held-out test/ so pseudo-labelling (06) has images to label)
 # Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series|full]`
-# (all = bench + series; full = the whole series in the full profile, resumable: a second call on
+# (all = bench + series; epoch = benchmarks/epoch_overhead.py at a fold's size; full = the whole series in the full profile, resumable: a second call on
 # the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
 # BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
-# FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev),
+# FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), EPOCH_MODELS, EPOCH_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
 set -uo pipefail
 PART=${1:-all}
-case "$PART" in all|bench|series|full) ;; *) echo "usage: gpu_check.sh [all|bench|series|full]"; exit 2;; esac
+case "$PART" in all|bench|series|full|epoch) ;; *) echo "usage: gpu_check.sh [all|bench|series|full|epoch]"; exit 2;; esac
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
 PY=${PY:-python3}
 if [ -z "${SKIP_INSTALL:-}" ]; then
@@ -43,6 +43,12 @@ for m in $MODELS; do
   timeout "${BENCH_S:-140}" $PY benchmarks/throughput.py --models "$m" --variants ${BENCH_VARIANTS:-project naive} --csv "$OUT/throughput.csv" ${BENCH_ARGS:-} 2>&1 | quiet
 done
 echo "benchmark wall: $(( $(date +%s) - t0 )) s"
+fi
+
+if [ "$PART" = epoch ]; then
+# a stage epoch beyond its steps (validation scoring, best-weights copy) at a Herlev fold's size
+timeout "${EPOCH_S:-300}" $PY benchmarks/epoch_overhead.py --models ${EPOCH_MODELS:-baseline@128 xception@299} \
+  --train 576 --val 160 --batch-size 32 2>&1 | quiet | tee "$OUT/epoch_overhead.md"
 fi
 
 if [ "$PART" = all ] || [ "$PART" = series ]; then

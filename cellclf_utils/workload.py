@@ -117,7 +117,7 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None) -> pd.DataFr
             fold_of = _folds(ds, P)
             network = P.get("backbone") or TRAINED_BY[stage]
             work = fold_work(fold_of, n_test, P, frozen_head="backbone" in P)
-            by_stage[stage] = (network, P, fold_of, n_test)
+            by_stage[stage] = (network, P, fold_of)
             rows.append(_row(stage, network, P, len(fold_of), n_test, work))
         elif "backbone" in P:  # 02c: features of every image (and view) through the frozen network
             fold_of = _folds(ds, P)
@@ -143,7 +143,7 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None) -> pd.DataFr
                                  "plan (add it to --only)"))
                 continue
             for teacher in known:
-                network, TP, fold_of, _ = by_stage[teacher]
+                network, TP, fold_of = by_stage[teacher]
                 work = fold_work(fold_of, n_test, TP, frozen_head="backbone" in TP, extra=n_test)
                 work = {k: v * P["rounds"] for k, v in work.items()}
                 rows.append(_row(f"{stage} ({teacher})", network, TP, len(fold_of), n_test, work, note))

@@ -1,0 +1,128 @@
+"""The fixed cost per epoch of a stage's training loop, beyond its training steps.
+
+On a GPU an epoch of a Herlev fold is short (~590 images: a third of a second for Xception @299
+on an H100), and the full profile runs ~660 of them, so whatever each epoch costs besides its
+steps (scoring the validation split, the best weights' copy, reading the learning rate,
+logging) adds up. This times, for a model at a small input (so steps are cheap and the fixed
+cost shows), the seconds per epoch of
+
+  bare     model.fit on resident row indices, no callbacks, verbose 0
+  stage    train.fit_fold as a stage runs it (train.BestEpoch scoring the validation split
+           every epoch and copying the weights when they improve, verbose 2)
+  predict  the validation split's forward pass alone (part of `stage`'s cost), as
+           predict.predict_proba does it (one predict_on_batch per batch), and through one
+           model.predict call (how it was done before 2026-11-28)
+
+each as the difference between a long and a short run (compile and set-up cancel out).
+
+usage: KERAS_BACKEND=tensorflow python benchmarks/epoch_overhead.py [--models baseline@64 xception@71]
+       [--train 64] [--val 64] [--batch-size 32] [--epochs 3 13]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+
+def per_epoch(run, epochs: tuple[int, int]) -> float:
+    """Return seconds per epoch: (time of ``run(long)`` - time of ``run(short)``) / difference."""
+    times = []
+    for e in epochs:
+        t = time.perf_counter()
+        run(e)
+        times.append(time.perf_counter() - t)
+    return (times[1] - times[0]) / (epochs[1] - epochs[0])
+
+
+def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tuple[int, int]) -> dict:
+    import keras
+    from cellclf_utils import backbones, models, predict, resident, train
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n_train + n_val, size, size, 3), dtype=np.uint8)
+    y = np.arange(n_train + n_val) % 3
+
+    def build():
+        if name == "baseline":
+            return models.baseline_cnn(size, 3)
+        return backbones.build(name, size, 3, weights="none", unfreeze_from="all")
+
+    model = build()
+    n_params = model.count_params()
+    # bare: the same resident-image fit, nothing else per epoch
+    store = resident.ImageStore(n_train, x.shape[1:])
+    store.load(x[:n_train])
+    bare = resident.training_model(model, store)
+    bare.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9), loss="categorical_crossentropy")
+    rows = np.arange(n_train, dtype="int32")
+    targets = keras.utils.to_categorical(y[:n_train], 3)
+    def fit_bare(e):
+        bare.fit(rows, targets, batch_size=bs, epochs=e, shuffle=True, verbose=0)
+    fit_bare(1)  # compile first
+    bare_s = per_epoch(fit_bare, epochs)
+
+    val = x[n_train:]
+
+    def timed(f) -> float:
+        f()  # compile
+        t = time.perf_counter()
+        for _ in range(5):
+            f()
+        return (time.perf_counter() - t) / 5
+    predict_s = timed(lambda: predict.predict_proba(model, val, bs))
+    model_predict_s = timed(lambda: model.predict(predict.pad_to_batches(val, bs), batch_size=bs, verbose=0))
+
+    P = {"seed": 0, "optimizer": "sgd", "lr": 1e-3, "monitor": "val_auc", "batch_size": bs, "epochs": 1,
+         "schedule": "constant", "tta": False, "class_weight": "none"}
+    trainers: dict = {}  # shared, as across a cross-validation's folds: compiled once
+    tmp = Path(tempfile.mkdtemp(prefix="epoch-overhead-"))
+    counter = iter(range(100))
+
+    def stage(e):
+        train.fit_fold(lambda: model, x, y, np.arange(n_train), np.arange(n_train, n_train + n_val), None,
+                       {**P, "epochs": e}, 0, tmp / f"run{next(counter)}", trainers=trainers)
+    stage(1)  # compile the stage's own train step first
+    stage_s = per_epoch(stage, epochs)
+    keras.backend.clear_session()
+    return {"model": f"{name}@{size}", "params_M": round(n_params / 1e6, 1), "steps": -(-n_train // bs),
+            "bare_s": round(bare_s, 3), "stage_s": round(stage_s, 3), "predict_s": round(predict_s, 3),
+            "model_predict_s": round(model_predict_s, 3),
+            "fixed_s": round(stage_s - bare_s - predict_s, 3)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["baseline@64", "xception@71"])
+    ap.add_argument("--train", type=int, default=64)
+    ap.add_argument("--val", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--epochs", type=int, nargs=2, default=[3, 13])
+    a = ap.parse_args()
+    import contextlib
+    import io
+
+    import keras
+    print(f"Keras {keras.__version__} on {keras.backend.backend()}; {a.train} training / {a.val} validation "
+          f"images, batch {a.batch_size}; seconds per epoch from {a.epochs[0]} vs {a.epochs[1]} epochs", flush=True)
+    print("| model | params | steps/epoch | bare fit | stage fit | of which validation predict | rest (fixed) "
+          "| the predict as one model.predict |")
+    print("|---|---|---|---|---|---|---|---|")
+    for item in a.models:
+        name, size = item.split("@")
+        with contextlib.redirect_stdout(io.StringIO()):  # fit_fold's per-epoch log lines
+            r = measure(name, int(size), a.train, a.val, a.batch_size, tuple(a.epochs))
+        print(f"| {r['model']} | {r['params_M']} M | {r['steps']} | {r['bare_s']} s | {r['stage_s']} s | "
+              f"{r['predict_s']} s | {r['fixed_s']} s | {r['model_predict_s']} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
