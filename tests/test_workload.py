@@ -111,6 +111,10 @@ def test_cli_plan_prints_the_totals_and_refuses_an_unknown_profile(small_dataset
     assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02"]) == 0
     out = capsys.readouterr().out
     assert "02_baseline_cnn" in out and "in all: 32 images trained" in out
+    import json
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["stage"], r["trained"]) for r in rows] == [("02_baseline_cnn", 32)]
     assert cli.main(["plan", "--profile", "nope"]) == 1
     assert "no such profile" in capsys.readouterr().err
     assert cli.main(["plan", "--profile", "smoke", "-p", "lrr", "1"]) == 1
