@@ -159,7 +159,7 @@ def _cmd_plan(a) -> int:
     totals = table[["trained", "frozen_base", "predicted"]].sum()
     print(f"\nin all: {totals.trained:,} images trained, {totals.frozen_base:,} through a frozen base, "
           f"{totals.predicted:,} predicted")
-    if a.speeds:
+    if speeds is not None:
         known = table.seconds.notna()
         print(f"about {table.seconds[known].sum() / 60:.1f} min of network time at the speeds in {a.speeds}"
               + ("" if known.all() else f" (without {', '.join(table.stage[~known])}: no speed measured)")

@@ -43,6 +43,21 @@ def declared_parameters(nb: Path) -> set[str]:
     return set(pm.inspect_notebook(str(nb)))
 
 
+def notebook_defaults(nb: Path) -> dict:
+    """Return the notebook's parameters cell as ``{name: value}`` (papermill gives the values'
+    source text; a value that is not a Python literal is kept as that text)."""
+    import ast
+
+    import papermill as pm
+    out = {}
+    for name, spec in pm.inspect_notebook(str(nb)).items():
+        try:
+            out[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            out[name] = spec["default"]
+    return out
+
+
 def select(nbs: list[Path], only: str | None) -> list[Path]:
     """Return the notebooks named by ``only`` ('01,02' or stage names), all when None."""
     if not only:

@@ -3,7 +3,6 @@ training phase and each forward pass sees, and, given speeds measured on the mac
 (benchmarks/throughput.py's CSV), about how long that takes. `cellclf plan` prints it."""
 from __future__ import annotations
 
-import ast
 import csv
 from pathlib import Path
 
@@ -44,18 +43,6 @@ def fold_work(fold_of: np.ndarray, n_test: int, P: dict, frozen_head: bool, extr
     return {"trained": trained, "frozen_base": head_images, "predicted": predicted}
 
 
-def _defaults(nb: Path) -> dict:
-    """Return the notebook's parameters cell as values (papermill gives their source text)."""
-    import papermill as pm
-    out = {}
-    for name, spec in pm.inspect_notebook(str(nb)).items():
-        try:
-            out[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            out[name] = spec["default"]
-    return out
-
-
 def stage_parameters(profile: str, data_dir: str | None, classes: str | None, overrides: dict | None,
                      only: str | None = None) -> dict[str, dict]:
     """Return ``{stage: parameters}`` as `cellclf run` would pass them (notebook defaults, then
@@ -63,7 +50,7 @@ def stage_parameters(profile: str, data_dir: str | None, classes: str | None, ov
     root = paths.project_root()
     P, per_stage, cli = runner.resolve_parameters(profile, data_dir, classes, overrides, root)
     series = runner.notebooks(root)
-    defaults = {nb.stem: _defaults(nb) for nb in series}
+    defaults = {nb.stem: runner.notebook_defaults(nb) for nb in series}
     runner.check_parameters(profile, P, per_stage, {k: set(v) for k, v in defaults.items()})
     chosen = {nb.stem for nb in runner.select(series, only)}
     return {nb.stem: {**defaults[nb.stem], **runner.parameters_for(nb.stem, P, per_stage, cli, set(defaults[nb.stem]))}
@@ -87,14 +74,19 @@ def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict
             "tta": bool(P.get("tta", False)), **work, "note": note}
 
 
+def _network_seconds(trained: int, frozen_base: int, predicted: int, speed: dict) -> float:
+    """Return the seconds of network work at ``speed`` (``read_speeds``): trained and frozen-base
+    images at the training speed, predicted ones at the forward speed (else the training speed)."""
+    return (trained + frozen_base) / speed["train"] + predicted / speed.get("predict", speed["train"])
+
+
 def _costliest(rows: list[dict], speeds: dict | None) -> str:
     """Return the stage of ``rows`` that costs most: by seconds among those with measured
     speeds, else by image pixels trained (blind to depth, but not to input size)."""
     speed = {r["stage"]: (speeds or {}).get((r["network"], r["image_size"]), {}) for r in rows}
     measured = [r for r in rows if "train" in speed[r["stage"]]]
     if measured:
-        cost = [(r["trained"] + r["frozen_base"]) / speed[r["stage"]]["train"]
-                + r["predicted"] / speed[r["stage"]].get("predict", speed[r["stage"]]["train"]) for r in measured]
+        cost = [_network_seconds(r["trained"], r["frozen_base"], r["predicted"], speed[r["stage"]]) for r in measured]
         return measured[int(np.argmax(cost))]["stage"]
     return rows[int(np.argmax([(r["trained"] + r["frozen_base"]) * r["image_size"] ** 2 for r in rows]))]["stage"]
 
@@ -190,8 +182,7 @@ def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.Dat
             basis.append(f"no speed measured for {r.network}@{r.image_size}")
             continue
         phases = (1 if r.trained else 0) + (1 if r.frozen_base else 0)
-        seconds.append((r.trained + r.frozen_base) / s["train"] + r.predicted / s.get("predict", s["train"])
-                       + phases * s["compile_s"])
+        seconds.append(_network_seconds(r.trained, r.frozen_base, r.predicted, s) + phases * s["compile_s"])
         basis.append(("" if s.get("batch") in (None, r.batch_size) else f"speed measured at batch {s['batch']}; ")
                      + ("" if "predict" in s else "forward at the training speed"))
     out["seconds"] = np.round(seconds, 1)
