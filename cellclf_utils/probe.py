@@ -11,8 +11,8 @@ from typing import Callable
 import keras
 import numpy as np
 
-from . import backbones, classical, memory
-from .predict import pad_to_batches
+from . import backbones, classical, memory, precision
+from .predict import outputs
 
 
 def extractor(backbone: str, image_size: int, weights: str, pooling: str = "gap") -> keras.Model:
@@ -36,7 +36,10 @@ def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap
                batch_size: int = 32, colour: bool = False) -> Callable[[np.ndarray], np.ndarray]:
     """Return ``featurize(x)``: float32 (N, F) pooled features of uint8 images (N, S, S, 3),
     with ``colour`` followed by 02b's hue/saturation/value and stain histograms (96 columns),
-    class evidence (stain uptake) that features learned on ImageNet photos need not hold."""
+    class evidence (stain uptake) that features learned on ImageNet photos need not hold.
+    Sets Keras' dtype policy first (``precision.auto``: bfloat16 compute on an accelerator, as
+    the fine-tuning stages run; float32 on a CPU); features come back as float32 either way."""
+    precision.auto()
     model = extractor(backbone, image_size, weights, pooling)
     batch_size = batch_size or memory.CPU_BATCH  # 0 (auto): inference needs far less memory than training
 
@@ -45,8 +48,7 @@ def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap
             raise ValueError(f"images are {x.shape[1]}x{x.shape[2]} px but the feature extractor was built "
                              f"for {image_size} px; load them with the same image_size")
         # whole batches only: a short last batch would compile the model a second time
-        out = model.predict(pad_to_batches(x, batch_size), batch_size=batch_size, verbose=0)
-        out = np.asarray(out[:len(x)], dtype="float32")
+        out = outputs(model, x, batch_size).astype("float32")
         return np.hstack([out, classical.colour_histograms(x)]) if colour else out
     return featurize
 
@@ -70,8 +72,7 @@ def fit_head(model: keras.Model, features: keras.Model, x: np.ndarray, y: np.nda
     from it ("LP-FT") starts from the best frozen solution instead of a random head, whose first
     gradients distort the pretrained features (Kumar et al., 2022).
     """
-    feats = np.asarray(features.predict(pad_to_batches(x, batch_size), batch_size=batch_size, verbose=0)[:len(x)],
-                       dtype="float64")
+    feats = outputs(features, x, batch_size).astype("float64")
     clf = classical.make_classifier("logreg", C).fit(feats, y)
     scaler, logreg = clf[0], clf[-1]
     coef, intercept = logreg.coef_, logreg.intercept_

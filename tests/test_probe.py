@@ -41,6 +41,31 @@ def test_features_are_the_frozen_pooled_base_in_whole_batches():
     np.testing.assert_array_equal(with_colour[:, 512:], classical.colour_histograms(x))
 
 
+def test_features_come_in_whole_batches_without_model_predict_and_in_bf16_where_asked(monkeypatch):
+    """predict_on_batch per whole batch (model.predict costs a data iterator per call), and the
+    dtype policy set as the fine-tuning stages set it: bfloat16 compute where asked (what an
+    accelerator gets), float32 features out."""
+    seen = []
+    monkeypatch.setattr(keras.Model, "predict", lambda *a, **k: pytest.fail("model.predict called"))
+    on_batch = keras.Model.predict_on_batch
+    monkeypatch.setattr(keras.Model, "predict_on_batch", lambda self, x: seen.append(len(x)) or on_batch(self, x))
+    x = _images(5, 32)
+    keras.utils.set_random_seed(1)
+    f32 = probe.featurizer("vgg16", 32, "none", batch_size=4)(x)
+    assert seen == [4, 4] and keras.mixed_precision.global_policy().name == "float32"
+    monkeypatch.setenv("CELLCLF_PRECISION", "mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(1)  # the same random weights
+        bf16 = probe.featurizer("vgg16", 32, "none", batch_size=4)(x)
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert bf16.dtype == np.float32
+    scale = np.abs(f32).mean()
+    err = np.abs(bf16 - f32).mean()
+    assert 0 < err < 0.05 * scale  # bfloat16 rounding (3 significant digits), not other features
+
+
 def test_model_name_says_backbone_weights_size_and_classifier():
     P = {"backbone": "mobilenet_v2", "weights": "/x/y/mnv2_notop.weights.h5", "pooling": "gap", "image_size": 224,
          "classifier": "logreg", "C": 0.01}
