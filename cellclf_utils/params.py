@@ -61,6 +61,9 @@ SPECS: dict[str, Spec] = {
     "class_weight": Spec(str, "loss weights per class ('balanced' = inverse frequency)", choices=("none", "balanced")),
     "monitor": Spec(str, "which epoch to keep per fold: best validation AUC, best validation loss, or the last",
                     choices=("val_auc", "val_loss", "last")),
+    "patience": Spec(int, "stop a fold's training after this many epochs without a better monitor score; "
+                          "the best epoch's weights are kept (0 = train every epoch)",
+                     check=lambda x: x >= 0, allowed=">= 0"),
     "tta": Spec(bool, "average predictions over the 8 flips/rotations"),
     "gradcam": Spec(int, "Grad-CAM montage: this many most confident right and wrong out-of-fold images per "
                          "class (0 = none)", check=lambda x: 0 <= x <= 20, allowed="0..20"),
@@ -110,7 +113,7 @@ SPECS: dict[str, Spec] = {
 
 _TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
              "limit", "batch_size", "epochs", "lr", "optimizer", "schedule", "folds", "seed",
-             "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "tta", "gradcam")
+             "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "patience", "tta", "gradcam")
 _FINETUNE = _TRAINING + ("backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
                          "head_init", "freeze_bn", "mixup", "cutmix")
 

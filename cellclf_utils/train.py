@@ -15,13 +15,14 @@ import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
 from . import backbones, compile_cache, memory, metrics, mixing, predict, probe, resident, runs
+from .params import ParameterError
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume
 _NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam")
 # parameters added after runs existed: at their default they are left out of the signature,
 # so folds finished before the parameter existed still resume
-_ADDED_LATER = {"head_init": "random", "freeze_bn": False}
+_ADDED_LATER = {"head_init": "random", "freeze_bn": False, "patience": 0}
 
 
 class ResumeMismatchError(RuntimeError):
@@ -33,13 +34,15 @@ class BestEpoch(keras.callbacks.Callback):
     one-vs-rest AUC via scikit-learn) and keeps the weights of the best epoch by ``monitor``
     ('last' keeps the final epoch). Epochs are counted across fits (training phases);
     ``restore()`` puts the best weights back. ``scored``: the classifier to score and keep
-    when the fitted model is a training wrapper around it (MixUp/CutMix)."""
+    when the fitted model is a training wrapper around it (MixUp/CutMix). ``patience`` (set
+    per phase; 0 = off) stops the fit after that many epochs without a better score."""
 
     def __init__(self, x_val, y_val, monitor: str, batch_size: int, scored: keras.Model | None = None):
         super().__init__()
         self.x_val, self.y_val, self.monitor, self.batch_size = x_val, y_val, monitor, batch_size
         self.scored = scored
         self.best, self.best_epoch, self.best_weights, self.seen = None, -1, None, 0
+        self.patience = 0
 
     @property
     def classifier(self) -> keras.Model:
@@ -62,6 +65,8 @@ class BestEpoch(keras.callbacks.Callback):
         if better and value == value:  # NaN AUC (a class absent) never counts as best
             self.best, self.best_epoch = value, epoch
             self.best_weights = [w.copy() for w in self.classifier.get_weights()]
+        if self.patience and epoch - self.best_epoch >= self.patience:
+            self.model.stop_training = True  # Keras ends the fit after this epoch
 
     def restore(self) -> int:
         """Set the best epoch's weights; return that epoch (0-based, across phases)."""
@@ -160,6 +165,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     ``trainers``: a dict the folds of one cross-validation share, keeping the models each
     training phase fits (and their compiled steps) for reuse."""
     fold_dir = Path(fold_dir)
+    _check_patience(params)
     sig = signature(params)
     done = fold_dir / "done.json"
     if done.exists():
@@ -237,6 +243,8 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
         unfreeze()
     trainer = _trainer(model, "train", mixup, cutmix, params["seed"] * 100 + fold, store, trainers)
     _compile(trainer, params, params["schedule"], params["epochs"], steps, mixed)
+    # early stopping in the fine-tuning phase only: the head warm-up is short and fixed
+    best.patience = params.get("patience", 0)
     histories.append(pd.DataFrame(trainer.fit(epochs=params["epochs"], **fit).history)
                      .assign(phase="train"))
     seconds = time.time() - t0
@@ -260,7 +268,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     tmp.replace(fold_dir / "preds.npz")
     runs.write_csv(fold_dir / "history.csv", history)
     compiled = compile_cache.stats()
-    info = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch),
+    info = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch), "epochs": len(history),
             "seconds": round(seconds, 2), "images_per_s": round(len(x_train) * len(history) / seconds, 1),
             # XLA compiles in this fold (JAX backend only; 0 elsewhere), their seconds, and the
             # programs loaded from the persistent cache instead of compiled
@@ -271,6 +279,13 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     runs.write_json(done, info)  # last: the fold counts as finished only now
     return {**info, "val_proba": val_proba, "val_plain": val_plain, "test_proba": test_proba,
             "history": history, "resumed": False}
+
+
+def _check_patience(params: dict):
+    """Raise ParameterError when early stopping has no score to watch."""
+    if params.get("patience", 0) and params["monitor"] == "last":
+        raise ParameterError("parameter 'patience' stops training when the monitored score stops improving, "
+                             "but monitor is 'last' (no score kept): set monitor val_auc or val_loss, or patience 0")
 
 
 def _with_batch_size(build: Callable[[], keras.Model], params: dict) -> dict:
@@ -292,6 +307,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     out-of-fold and fold-averaged test probabilities. ``extra_for_fold(fold)`` may add
     ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
     fold_of = np.asarray(fold_of)
+    _check_patience(params)
     compile_cache.enable()
     params = _with_batch_size(build, params)
     oof = oof_plain = None
@@ -315,7 +331,7 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
         if rec["test_proba"] is not None:
             tests.append(rec["test_proba"])
         hists.append(rec["history"])
-        rows.append({k: rec.get(k) for k in ("fold", "best_epoch", "seconds", "images_per_s", "compiles",
+        rows.append({k: rec.get(k) for k in ("fold", "best_epoch", "epochs", "seconds", "images_per_s", "compiles",
                                              "compile_s", "cache_loads", "batch_size", "resumed")})
         print(f"fold {fold}: best epoch {rec['best_epoch'] + 1}, {rec['seconds']:.0f} s, "
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")

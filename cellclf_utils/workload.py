@@ -67,6 +67,8 @@ def _folds(ds: data.Dataset, P: dict) -> np.ndarray:
 
 def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict, note: str = "") -> dict:
     bs = P.get("batch_size")
+    if P.get("patience") and any(work.values()):  # where it trains: early stopping makes the count a ceiling
+        note = "; ".join(filter(None, [note, f"at most: early stopping (patience {P['patience']})"]))
     return {"stage": stage, "network": network, "image_size": P.get("image_size"),
             "batch_size": bs if bs else (f"auto ({AUTO_BATCH} counted)" if bs == 0 else ""),
             "folds": P.get("folds"), "images": n_used, "test_images": n_test,

@@ -7,7 +7,7 @@ def _base(stage="02_baseline_cnn", **kw):
     ns = {"data_dir": "", "classes": "", "run_id": "", "profile": "", "image_size": 64, "resize": "pad",
           "on_bad_image": "error", "limit": 0, "batch_size": 32, "epochs": 2, "lr": 1e-3, "optimizer": "adam",
           "schedule": "constant", "folds": 3, "seed": 0, "dropout": 0.5, "pooling": "gap", "augment": "basic",
-          "class_weight": "none", "label_smoothing": 0.0, "monitor": "val_auc", "tta": False, "gradcam": 0, "unrelated": object()}
+          "class_weight": "none", "label_smoothing": 0.0, "monitor": "val_auc", "patience": 0, "tta": False, "gradcam": 0, "unrelated": object()}
     ns.update(kw)
     return ns
 
@@ -30,6 +30,7 @@ def test_valid_values_pass_and_convert():
     ("run_id", "../escape", "letters, digits"),
     ("tta", "maybe", "true or false"),
     ("gradcam", 21, "0..20"),
+    ("patience", -1, ">= 0"),
     ("augment", "mild", "one of none, basic, seed, strong"),
 ])
 def test_bad_values_name_the_parameter(name, value, words):

@@ -85,7 +85,7 @@ def test_fine_tuning_parameters_are_validated():
     good = {"data_dir": "", "classes": "", "run_id": "", "profile": "", "image_size": 71, "resize": "pad",
             "on_bad_image": "error", "limit": 0, "batch_size": 8, "epochs": 1, "lr": 1e-3, "optimizer": "sgd",
             "schedule": "step", "folds": 2, "seed": 0, "dropout": 0.7, "pooling": "gap", "augment": "seed",
-            "class_weight": "none", "label_smoothing": 0.0, "monitor": "val_auc", "tta": True, "gradcam": 2,
+            "class_weight": "none", "label_smoothing": 0.0, "monitor": "val_auc", "patience": 0, "tta": True, "gradcam": 2,
             "backbone": "xception", "weights": "imagenet", "unfreeze_from": "default",
             "train_bn_in_frozen": "default", "head_epochs": 2, "head_init": "random", "freeze_bn": False,
             "mixup": 0.0, "cutmix": 0.0}

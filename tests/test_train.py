@@ -86,6 +86,70 @@ def test_best_epoch_by_val_auc_is_restored(tmp_path):
         assert best == int(np.nanargmax(aucs))
 
 
+def test_patience_stops_after_that_many_epochs_without_a_better_score(monkeypatch):
+    """Scripted validation accuracies 0.6, 0.8, 0.7, 0.75, 0.7: the best is epoch 1, so with
+    patience 3 the fit is told to stop at the end of epoch 4 and not before."""
+    keras = train.keras
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inp))
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")  # BestEpoch logs its learning rate
+    y = np.array([0, 1] * 10)
+    script = iter([0.6, 0.8, 0.7, 0.75, 0.7])
+
+    def scripted(m, x, batch_size, tta=False):  # right class at that probability for every image
+        p = np.full((len(y), 2), 1 - (acc := next(script)))
+        p[np.arange(len(y)), y] = acc
+        return p
+    monkeypatch.setattr(train.predict, "predict_proba", scripted)
+    best = train.BestEpoch(np.zeros((20, 4)), y, "val_loss", 4)
+    best.set_model(model)
+    best.patience = 3
+    stops = []
+    for epoch in range(5):
+        model.stop_training = False
+        best.on_epoch_end(epoch, {})
+        stops.append(model.stop_training)
+    assert stops == [False, False, False, False, True] and best.best_epoch == 1
+
+
+def _frozen_score_model():
+    """A model with a 'base' (so fit_fold runs a head phase) whose scores never change at lr 0
+    (no BatchNormalization statistics to drift)."""
+    keras = train.keras
+    inp = keras.Input((16, 16, 3))
+    base = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(4)], name="base")
+    return keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="probs")(base(inp)))
+
+
+def test_patience_applies_to_fine_tuning_not_the_head_warm_up(tmp_path):
+    # lr 0: every epoch scores the same, so epoch 0 stays best; the 4 head epochs all run
+    # (patience 2 would have cut them at 3), then fine-tuning stops after its first epoch
+    # (epoch 4 - best 0 >= patience 2), not after 10
+    x, y = _toy(24)
+    model = _frozen_score_model()
+    cv = train.cross_validate(lambda: model, x, y, (np.arange(24) // 2) % 2, None,
+                              _params(epochs=10, head_epochs=4, lr=0.0, patience=2), tmp_path)
+    assert cv.folds.epochs.tolist() == [5, 5] and cv.folds.best_epoch.tolist() == [0, 0]
+    assert cv.history.groupby("fold").phase.apply(list).tolist() == [["head"] * 4 + ["train"]] * 2
+    # off (0), every epoch runs
+    off = train.cross_validate(lambda: model, x, y, (np.arange(24) // 2) % 2, None,
+                               _params(epochs=10, head_epochs=4, lr=0.0), tmp_path / "off")
+    assert off.folds.epochs.tolist() == [14, 14]
+
+
+def test_patience_needs_a_score_to_watch_and_keeps_old_signatures(tmp_path):
+    from cellclf_utils.params import ParameterError
+    x, y = _toy(24)
+    with pytest.raises(ParameterError, match="'patience'.*monitor is 'last'"):
+        train.cross_validate(_frozen_score_model, x, y, (np.arange(24) // 2) % 2, None,
+                             _params(monitor="last", patience=3), tmp_path)
+    assert not (tmp_path / "fold0").exists()  # refused before any training
+    # folds trained before the parameter existed still resume; a set patience is a new fold
+    assert train.signature(_params(patience=0)) == train.signature(_params())
+    assert train.signature(_params(patience=5)) != train.signature(_params())
+
+
 def test_dihedral_tta_views_are_distinct_and_complete():
     x = np.arange(2 * 3 * 3 * 1).reshape(2, 3, 3, 1)
     views = {predict.dihedral(x, k).tobytes() for k in range(8)}

@@ -65,6 +65,16 @@ def test_plan_follows_the_profile_and_the_command_line(small_dataset):
     assert "all 4 test images pseudo-labelled" in student.note
 
 
+def test_early_stopping_makes_the_count_a_ceiling(small_dataset):
+    table = workload.plan(workload.stage_parameters("smoke", str(small_dataset), None, {"patience": 2},
+                                                    "02,02b,06")).set_index("stage")
+    assert table.loc["02_baseline_cnn"].note == "at most: early stopping (patience 2)"
+    assert "at most: early stopping (patience 2)" in table.loc["06_pseudo_labelling (02_baseline_cnn)"].note
+    assert table.loc["02b_classical"].note == "no network trained"  # nothing to stop
+    plain = workload.plan(workload.stage_parameters("smoke", str(small_dataset), None, {}, "02"))
+    assert plain.note.tolist() == [""] and plain.trained.tolist() == [table.loc["02_baseline_cnn"].trained]
+
+
 def test_no_test_images_means_no_pseudo_labelling(small_dataset):
     for f in (small_dataset / "test").iterdir():
         f.unlink()
