@@ -12,7 +12,8 @@
 # (all = bench + series; epoch = benchmarks/epoch_overhead.py at a fold's size; full = the whole series in the full profile, resumable: a second call on
 # the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
 # BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
-# FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), EPOCH_MODELS, EPOCH_S,
+# FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), FULL_SPEEDS (a throughput.py CSV
+# for the plan-vs-run table; default docs/speeds/h100-2026-11-27.csv), EPOCH_MODELS, EPOCH_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
 set -uo pipefail
 PART=${1:-all}
@@ -72,14 +73,10 @@ timeout "${FULL_S:-540}" $PY -m cellclf_utils.cli run --profile full --data "$FU
   --run-id gpu-full --resume --log-output --no-progress-bar -p weights none ${FULL_ARGS:-} 2>&1 | quiet \
   | grep -v -e '^Epoch ' -e 'step - ' | grep -e '^run ' -e '^\[[0-9]' -e '^fold [0-9]' -e 'finished' -e 'Error' -e 'rror:' | tail -60
 echo "full series, this call: $(( $(date +%s) - t2 )) s"
-# each finished stage's own time (metrics.json elapsed_s), and their sum so far
-$PY - <<'PYEOF'
-import json, pathlib
-done = {m.parent.name: json.loads(m.read_text()).get("elapsed_s") or 0 for m in sorted(pathlib.Path("runs/gpu-full").glob("*/metrics.json"))}
-for stage, s in done.items():
-    print(f"{stage}: {s:.0f} s")
-print(f"{len(done)} stage(s) finished, {sum(done.values()):.0f} s in all")
-PYEOF
+# the plan beside what the run recorded so far: epochs, fold seconds, each stage's wall time
+# (metrics.json), at the H100 speeds measured earlier unless FULL_SPEEDS names other ones
+$PY -m cellclf_utils.cli plan --profile full --data "$FULL_DATA" --classes herlev3 -p weights none ${FULL_ARGS:-} \
+  --speeds "${FULL_SPEEDS:-docs/speeds/h100-2026-11-27.csv}" --against runs/gpu-full 2>&1 | quiet | tee "$OUT/plan_vs_run.txt"
 tar czf "$OUT/gpu-full.tgz" --exclude='*.weights.h5' --exclude='*.npz' runs/gpu-full 2>/dev/null
 fi
 [ -f "$OUT/throughput.csv" ] && { echo; $PY benchmarks/throughput.py --table "$OUT/throughput.csv"; }

@@ -147,13 +147,16 @@ def _cmd_plan(a) -> int:
     table = workload.plan(params, speeds)
     if speeds is not None:
         table = workload.estimate(table, speeds)
+    if a.against:
+        table = workload.against(table, a.against)
     if a.json:
         print(table.to_json(orient="records", indent=1))
         return 0
-    notes = [f"  {r.stage}: " + "; ".join(t for t in (r.note, getattr(r, "basis", "")) if t)
-             for r in table.itertuples() if r.note or getattr(r, "basis", "")]
-    with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(table.drop(columns=["note", "basis"], errors="ignore").to_string(index=False))
+    said = ("note", "basis", "run_note")
+    notes = [f"  {r.stage}: " + "; ".join(t for t in (getattr(r, k, "") for k in said) if t)
+             for r in table.itertuples() if any(getattr(r, k, "") for k in said)]
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table.drop(columns=list(said), errors="ignore").to_string(index=False))
     if notes:
         print("notes:\n" + "\n".join(notes))
     totals = table[["trained", "frozen_base", "predicted"]].sum()
@@ -164,6 +167,9 @@ def _cmd_plan(a) -> int:
         print(f"about {table.seconds[known].sum() / 60:.1f} min of network time at the speeds in {a.speeds}"
               + ("" if known.all() else f" (without {', '.join(table.stage[~known])}: no speed measured)")
               + "; kernel starts, image loading and reports come on top")
+    if a.against:
+        print(f"{a.against} recorded: {table.run_fold_s.sum() / 60:.1f} min in its folds (training and "
+              f"per-epoch scoring), {table.run_stage_s.sum() / 60:.1f} min of stage wall time in all")
     return 0
 
 
@@ -256,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                     default=[], help="override a parameter, as for run")
     pl.add_argument("--speeds", metavar="CSV", default=None,
                     help="images/s measured on the target machine by benchmarks/throughput.py (--csv)")
+    pl.add_argument("--against", metavar="RUN_DIR", default=None,
+                    help="a finished (or partly finished) run of the same settings, runs/<run_id>: adds the "
+                         "epochs, fold seconds and stage wall time it recorded beside the plan")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(func=_cmd_plan)
 

@@ -4,6 +4,7 @@ training phase and each forward pass sees, and, given speeds measured on the mac
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,11 @@ def _folds(ds: data.Dataset, P: dict) -> np.ndarray:
     return folds.subset(df, P.get("limit", 0), P["seed"]).fold.to_numpy()
 
 
+def _epochs_label(P: dict) -> str:
+    """Return the epochs a stage trains as the plan shows them: 'head+main', or 'main'."""
+    return f"{P.get('head_epochs', 0)}+{P['epochs']}" if "head_epochs" in P else str(P.get("epochs", ""))
+
+
 def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict, note: str = "") -> dict:
     bs = P.get("batch_size")
     if P.get("patience") and any(work.values()):  # where it trains: early stopping makes the count a ceiling
@@ -72,7 +78,7 @@ def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict
     return {"stage": stage, "network": network, "image_size": P.get("image_size"),
             "batch_size": bs if bs else (f"auto ({AUTO_BATCH} counted)" if bs == 0 else ""),
             "folds": P.get("folds"), "images": n_used, "test_images": n_test,
-            "epochs": (f"{P.get('head_epochs', 0)}+{P['epochs']}" if "head_epochs" in P else P.get("epochs", "")),
+            "epochs": _epochs_label(P),
             "tta": bool(P.get("tta", False)), **work, "note": note}
 
 
@@ -190,3 +196,57 @@ def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.Dat
     out["seconds"] = np.round(seconds, 1)
     out["basis"] = basis
     return out
+
+
+def against(table: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
+    """Return ``table`` (``plan``'s, with or without ``estimate``) beside what run ``run_dir``
+    recorded for each row: ``run_epochs`` (epochs its folds trained, head epochs included: fewer
+    than planned with early stopping), ``run_fold_s`` (its folds' own seconds of training and
+    per-epoch scoring, from each fold's done.json; pseudo-labelling: the row's teacher, every
+    round) and ``run_stage_s`` (the stage's wall time from metrics.json: kernel start, loading,
+    predictions and pages included). ``run_note`` says where the run's parameters differ from
+    the plan's (its numbers then answer another question), or a stage is missing or unfinished."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"no run folder {run_dir} (give runs/<run_id> of a run made with `cellclf run`)")
+    out = table.copy()
+    cols: dict[str, list] = {"run_epochs": [], "run_fold_s": [], "run_stage_s": [], "run_note": []}
+    walled = set()
+    for r in out.itertuples():
+        stage, _, teacher = r.stage.partition(" (")
+        teacher = teacher.rstrip(")")
+        stage_dir = run_dir / stage
+        notes, epochs, fold_s, stage_s = [], np.nan, np.nan, np.nan
+        if not stage_dir.is_dir():
+            notes.append("not in the run")
+        else:
+            metrics_file = stage_dir / "metrics.json"
+            if metrics_file.exists() and stage not in walled:
+                stage_s = json.loads(metrics_file.read_text()).get("elapsed_s", np.nan)
+                walled.add(stage)  # one stage, several teachers: its wall is counted once
+            elif not metrics_file.exists():
+                notes.append("unfinished in the run")
+            params_file = (run_dir / teacher if teacher else stage_dir) / "params.json"
+            if r.trained and params_file.exists():
+                ran = json.loads(params_file.read_text())
+                planned = {"image_size": r.image_size, "folds": r.folds, "epochs": str(r.epochs), "tta": bool(r.tta)}
+                got = {"image_size": ran.get("image_size"), "folds": ran.get("folds"),
+                       "epochs": _epochs_label(ran) if "epochs" in ran else None, "tta": bool(ran.get("tta"))}
+                notes += [f"{k} {got[k]} in the run, {planned[k]} planned" for k in planned if got[k] != planned[k]]
+            done = sorted((stage_dir / teacher).glob("round*/fold*/done.json") if teacher
+                          else stage_dir.glob("fold*/done.json"))
+            if done:
+                info = [json.loads(d.read_text()) for d in done]
+                fold_s = round(sum(i["seconds"] for i in info), 1)
+                if all("epochs" in i for i in info):
+                    epochs = sum(i["epochs"] for i in info)
+            fold_times = stage_dir / "fold_times.csv"
+            if fold_times.exists() and "resumed" in (ft := pd.read_csv(fold_times)) and ft.resumed.any():
+                notes.append("resumed: its wall time is the last call's only")
+        cols["run_epochs"].append(epochs)
+        cols["run_fold_s"].append(fold_s)
+        cols["run_stage_s"].append(stage_s)
+        cols["run_note"].append("; ".join(notes))
+    for k, v in cols.items():
+        out[k] = v
+    return out.astype({"run_epochs": "Int64"})

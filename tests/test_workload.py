@@ -1,4 +1,5 @@
 import csv
+import json
 
 import keras
 import numpy as np
@@ -153,3 +154,46 @@ def test_throughput_csv_feeds_plan_speeds(tmp_path):
                    check=True, timeout=300, capture_output=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     s = workload.read_speeds(out)[("baseline", 32)]
     assert s["train"] > 0 and s["predict"] > 0 and s["batch"] == 4
+
+
+def test_against_a_run_reads_what_its_folds_and_stages_recorded(small_dataset, tmp_path, capsys):
+    """The run's own files, written by the code that writes them in a run (runs.Stage,
+    train.cross_validate): epochs and seconds per row, the stage's wall, and notes where the
+    run differs from the plan, is unfinished or lacks a stage."""
+    from cellclf_utils import runs
+    params = workload.stage_parameters("smoke", str(small_dataset), None, {}, "02,02b,06")
+    run_dir = tmp_path / "runs" / "r1"
+    x, y = _toy(24)
+    fold_of = (np.arange(24) // 2) % 2
+
+    def toy():
+        inp = keras.Input((16, 16, 3))
+        return keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(inp)))
+    P = params["02_baseline_cnn"]
+    st = runs.Stage("02_baseline_cnn", P, run_dir)
+    st.write_json("params.json", {**P, "image_size": P["image_size"] + 8})  # the run used other images
+    cv = train.cross_validate(toy, x, y, fold_of, None, _params(epochs=2), st.dir)
+    st.write_csv("fold_times.csv", cv.folds)
+    st.finish({})
+    train.cross_validate(toy, x, y, fold_of, None, _params(epochs=3),
+                         run_dir / "06_pseudo_labelling" / "02_baseline_cnn" / "round1")  # 06 unfinished
+
+    table = workload.against(workload.plan(params), run_dir).set_index("stage")
+    base = table.loc["02_baseline_cnn"]
+    assert base.run_epochs == 2 * 2 and base.run_fold_s == pytest.approx(cv.folds.seconds.sum(), abs=0.1)
+    assert base.run_stage_s == json.loads((st.dir / "metrics.json").read_text())["elapsed_s"]
+    assert base.run_note == f"image_size {P['image_size'] + 8} in the run, {P['image_size']} planned"
+    student = table.loc["06_pseudo_labelling (02_baseline_cnn)"]
+    assert student.run_epochs == 2 * 3 and student.run_fold_s > 0 and np.isnan(student.run_stage_s)
+    # no metrics.json yet; and the student retrains its teacher's settings, so it differs too
+    assert student.run_note == "unfinished in the run; " + base.run_note
+    assert table.loc["02b_classical"].run_note == "not in the run"
+
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02,02b,06",
+                     "--against", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "run_fold_s" in out and "02b_classical: no network trained; not in the run" in out
+    assert f"{run_dir} recorded: " in out
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--against",
+                     str(tmp_path / "nope")]) == 2
+    assert "no run folder" in capsys.readouterr().err
