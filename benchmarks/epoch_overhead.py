@@ -12,6 +12,8 @@ cost shows), the seconds per epoch of
   predict  the validation split's forward pass alone (part of `stage`'s cost), as
            predict.predict_proba does it (one predict_on_batch per batch), and through one
            model.predict call (how it was done before 2026-11-28)
+  weights  keeping the best epoch's weights once: every variable to numpy (get_weights, before
+           2026-11-28) vs a copy where they live (train._snapshot, now)
 
 each as the difference between a long and a short run (compile and set-up cancel out).
 
@@ -41,6 +43,18 @@ def per_epoch(run, epochs: tuple[int, int]) -> float:
         run(e)
         times.append(time.perf_counter() - t)
     return (times[1] - times[0]) / (epochs[1] - epochs[0])
+
+
+def _synchronised(arrays: list) -> list:
+    """Return ``arrays`` once the backend has finished computing them."""
+    import keras
+    if keras.backend.backend() == "jax":
+        import jax
+        return jax.block_until_ready(arrays)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.test.experimental.sync_devices()
+    return arrays
 
 
 def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tuple[int, int]) -> dict:
@@ -79,6 +93,11 @@ def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tup
             f()
         return (time.perf_counter() - t) / 5
     predict_s = timed(lambda: predict.predict_proba(model, val, bs))
+    # keeping the best epoch's weights: what BestEpoch did until 2026-11-28 (every variable to
+    # numpy) against what it does now (a copy where the weights live), synchronised so an
+    # accelerator's asynchronous copy is counted in full
+    to_host_s = timed(lambda: [w.copy() for w in model.get_weights()])
+    on_device_s = timed(lambda: _synchronised(train._snapshot(model)))
     model_predict_s = timed(lambda: model.predict(predict.pad_to_batches(val, bs), batch_size=bs, verbose=0))
 
     P = {"seed": 0, "optimizer": "sgd", "lr": 1e-3, "monitor": "val_auc", "batch_size": bs, "epochs": 1,
@@ -95,7 +114,8 @@ def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tup
     keras.backend.clear_session()
     return {"model": f"{name}@{size}", "params_M": round(n_params / 1e6, 1), "steps": -(-n_train // bs),
             "bare_s": round(bare_s, 3), "stage_s": round(stage_s, 3), "predict_s": round(predict_s, 3),
-            "model_predict_s": round(model_predict_s, 3),
+            "model_predict_s": round(model_predict_s, 3), "to_host_s": round(to_host_s, 4),
+            "on_device_s": round(on_device_s, 4),
             "fixed_s": round(stage_s - bare_s - predict_s, 3)}
 
 
@@ -114,14 +134,15 @@ def main() -> None:
     print(f"Keras {keras.__version__} on {keras.backend.backend()}; {a.train} training / {a.val} validation "
           f"images, batch {a.batch_size}; seconds per epoch from {a.epochs[0]} vs {a.epochs[1]} epochs", flush=True)
     print("| model | params | steps/epoch | bare fit | stage fit | of which validation predict | rest (fixed) "
-          "| the predict as one model.predict |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| the predict as one model.predict | best weights to host (get_weights) | best weights copied on the device |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for item in a.models:
         name, size = item.split("@")
         with contextlib.redirect_stdout(io.StringIO()):  # fit_fold's per-epoch log lines
             r = measure(name, int(size), a.train, a.val, a.batch_size, tuple(a.epochs))
         print(f"| {r['model']} | {r['params_M']} M | {r['steps']} | {r['bare_s']} s | {r['stage_s']} s | "
-              f"{r['predict_s']} s | {r['fixed_s']} s | {r['model_predict_s']} s |", flush=True)
+              f"{r['predict_s']} s | {r['fixed_s']} s | {r['model_predict_s']} s | {r['to_host_s']} s | "
+              f"{r['on_device_s']} s |", flush=True)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class BestEpoch(keras.callbacks.Callback):
             if self.best is not None else True
         if better and value == value:  # NaN AUC (a class absent) never counts as best
             self.best, self.best_epoch = value, epoch
-            self.best_weights = [w.copy() for w in self.classifier.get_weights()]
+            self.best_weights = _snapshot(self.classifier)
         if self.patience and epoch - self.best_epoch >= self.patience:
             self.model.stop_training = True  # Keras ends the fit after this epoch
 
@@ -72,8 +72,16 @@ class BestEpoch(keras.callbacks.Callback):
         """Set the best epoch's weights; return that epoch (0-based, across phases)."""
         if self.best_weights is None:
             return self.seen - 1
-        self.classifier.set_weights(self.best_weights)
+        for v, w in zip(self.classifier.weights, self.best_weights):
+            v.assign(w)
         return self.best_epoch
+
+
+def _snapshot(model: keras.Model) -> list:
+    """Return copies of ``model``'s weights made where they live (on the accelerator): keeping the
+    best epoch costs no trip to the host, where ``get_weights`` would send every variable (about
+    900 for InceptionResNetV2, 220 MB) to numpy one by one each time the score improves."""
+    return [keras.ops.copy(v.value) for v in model.weights]
 
 
 def _set_base_frozen(model: keras.Model):

@@ -17,18 +17,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-def run_under_jax(code: str, *args, timeout: int = 300) -> str:
-    """Return the stdout of ``code`` run by a fresh Python under KERAS_BACKEND=jax on the CPU
-    (project root as working directory, ``args`` as sys.argv[1:]); fail with its stderr when it
-    fails, skip when JAX is absent. The suite's own process stays on TensorFlow."""
-    pytest.importorskip("jax")
+def run_under(backend: str, code: str, *args, timeout: int = 300) -> str:
+    """Return the stdout of ``code`` run by a fresh Python under KERAS_BACKEND=``backend`` on the
+    CPU (project root as working directory, ``args`` as sys.argv[1:]); fail with its stderr when
+    it fails. For code that patches modules, or needs a backend the suite's process is not on."""
     # tests/ on the path too: the code may import a test module, which imports conftest
     path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
+    env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
     r = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT, capture_output=True,
                        text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
+
+
+def run_under_jax(code: str, *args, timeout: int = 300) -> str:
+    """``run_under('jax', ...)``, skipped when JAX is absent. The suite's own process stays on
+    TensorFlow."""
+    pytest.importorskip("jax")
+    return run_under("jax", code, *args, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cellclf_utils import mixing, models, predict, resident, schedules, train
-from conftest import run_under_jax
+from conftest import run_under, run_under_jax
 
 
 def _params(**kw):
@@ -148,6 +148,45 @@ def test_patience_needs_a_score_to_watch_and_keeps_old_signatures(tmp_path):
     # folds trained before the parameter existed still resume; a set patience is a new fold
     assert train.signature(_params(patience=0)) == train.signature(_params())
     assert train.signature(_params(patience=5)) != train.signature(_params())
+
+
+BEST_WEIGHTS = """
+import json, numpy as np, keras
+from cellclf_utils import train
+from test_train import _toy
+keras.utils.set_random_seed(0)
+x, y = _toy(32)  # labels alternate 0, 1, ...
+inp = keras.Input((16, 16, 3))
+h = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inp))  # moving statistics too
+model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h)))
+model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy")
+script = iter([0.6, 0.9, 0.7, 0.65, 0.8, 0.7])  # validation accuracy per epoch: epoch 1 is best
+def scripted(m, images, batch_size, tta=False):
+    acc = next(script)
+    p = np.full((len(images), 2), 1 - acc)
+    p[np.arange(len(images)), np.arange(len(images)) % 2] = acc
+    return p
+train.predict.predict_proba = scripted
+seen = []
+class Record(keras.callbacks.Callback):  # the weights after each epoch, as numpy
+    def on_epoch_end(self, epoch, logs=None):
+        seen.append([np.array(w) for w in self.model.get_weights()])
+best = train.BestEpoch(x[16:], y[16:], "val_loss", 8)
+model.fit(x[:16], y[:16], batch_size=8, epochs=6, callbacks=[best, Record()], verbose=0)
+epoch = best.restore()
+restored = model.get_weights()
+print(json.dumps({"epoch": epoch, "differs_from_last": any(not np.array_equal(a, b) for a, b in zip(restored, seen[-1])),
+                  "equal": all(np.array_equal(a, b) for a, b in zip(restored, seen[epoch]))}))
+"""
+
+
+def test_best_weights_kept_on_the_device_are_the_best_epochs_under_tf_and_jax():
+    """The best epoch's weights are copied where they live (no numpy round trip) while fit goes
+    on updating the variables (under JAX, donating their buffers to the next step): restore()
+    must give exactly that epoch's weights, BatchNormalization statistics included."""
+    import json
+    for out in (run_under("tensorflow", BEST_WEIGHTS), run_under_jax(BEST_WEIGHTS)):
+        assert json.loads(out.strip().splitlines()[-1]) == {"epoch": 1, "differs_from_last": True, "equal": True}
 
 
 def test_dihedral_tta_views_are_distinct_and_complete():
