@@ -43,12 +43,13 @@ def activation_elements(model: keras.Model) -> int:
 
 def training_bytes(model: keras.Model, batch_size: int, optimizer: str = "sgd") -> dict:
     """Return the estimated bytes of training ``model`` on batches of ``batch_size``: weights,
-    gradients and optimizer slots (float32), activations (compute dtype) and their total."""
+    gradients and optimizer slots (float32), the best epoch's copy of the weights that
+    train.BestEpoch keeps beside them, activations (compute dtype) and their total."""
     n_all = sum(math.prod(w.shape) for w in model.weights)
     n_train = sum(math.prod(w.shape) for w in model.trainable_weights)
     compute = model.dtype_policy.compute_dtype
     act_bytes = 2 if compute in ("bfloat16", "float16") else 4
-    parts = {"weights": 4 * n_all,
+    parts = {"weights": 4 * n_all, "best_weights": 4 * n_all,
              "gradients_and_optimizer": 4 * n_train * (1 + OPTIMIZER_SLOTS.get(optimizer, 2)),
              "activations": int(batch_size * activation_elements(model) * act_bytes * ACTIVATION_FACTOR)}
     return {**parts, "total": sum(parts.values())}

@@ -28,10 +28,10 @@ def test_training_bytes_add_weights_optimizer_state_and_a_batch_of_activations(o
     model = tiny_model()
     model.get_layer(index=1).trainable = False  # the conv: weights kept, no gradient or slots
     b = memory.training_bytes(model, 16, optimizer)
-    assert b["weights"] == 4 * 122
+    assert b["weights"] == b["best_weights"] == 4 * 122  # the best epoch's copy lives beside them
     assert b["gradients_and_optimizer"] == 4 * 10 * (1 + slots)
     assert b["activations"] == 16 * 454 * 4 * memory.ACTIVATION_FACTOR
-    assert b["total"] == b["weights"] + b["gradients_and_optimizer"] + b["activations"]
+    assert b["total"] == b["weights"] + b["best_weights"] + b["gradients_and_optimizer"] + b["activations"]
 
 
 def test_activations_are_counted_in_the_compute_dtype():
