@@ -48,7 +48,7 @@ fi
 
 if [ "$PART" = epoch ]; then
 # a stage epoch beyond its steps (validation scoring, best-weights copy) at a Herlev fold's size
-timeout "${EPOCH_S:-300}" $PY benchmarks/epoch_overhead.py --models ${EPOCH_MODELS:-baseline@128 xception@299} \
+timeout "${EPOCH_S:-420}" $PY benchmarks/epoch_overhead.py --models ${EPOCH_MODELS:-baseline@128 xception@299 inception_resnet_v2@299} \
   --train 576 --val 160 --batch-size 32 2>&1 | quiet | tee "$OUT/epoch_overhead.md"
 fi
 
