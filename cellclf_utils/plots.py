@@ -281,10 +281,12 @@ def _metric_groups(history: pd.DataFrame) -> dict[str, list[str]]:
     return out
 
 
-def learning_curves(history: pd.DataFrame):
+def learning_curves(history: pd.DataFrame, kept: dict | None = None):
     """Return one subplot per metric (train solid, validation dashed), one colour per fold.
     ``history`` has columns fold, epoch and any of loss/val_loss/accuracy/val_auc/lr...; with
-    a ``phase`` column, the head warm-up epochs are shaded."""
+    a ``phase`` column, the head warm-up epochs are shaded. ``kept``: {fold: epoch whose
+    weights were kept}, starred on each validation curve (with early stopping the curve's
+    end shows where the fold stopped)."""
     groups = _metric_groups(history)
     if history.empty or not groups:
         return _message("no training history", "Learning curves")
@@ -308,6 +310,9 @@ def learning_curves(history: pd.DataFrame):
             for c in cols:
                 ax.plot(d.epoch, d[c], color=colour, ls="--" if c.startswith("val_") else "-",
                         marker="." if len(d) < 15 else None)
+                if kept and f in kept and c.startswith("val_"):
+                    at = d[d.epoch == kept[f]]
+                    ax.plot(at.epoch, at[c], ls="none", marker="*", ms=10, color=colour, mec="black", mew=0.5)
         if metric in ("lr", "learning_rate") and (h[cols].to_numpy() > 0).all():
             ax.set_yscale("log")
         ax.set(title=metric, xlabel="epoch")
@@ -320,6 +325,9 @@ def learning_curves(history: pd.DataFrame):
                 plt.Line2D([], [], color="grey", ls="--", label="validation")]
     if head_epochs is not None:
         handles.append(plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.12, label="head warm-up"))
+    if kept:
+        handles.append(plt.Line2D([], [], ls="none", marker="*", ms=10, color="grey", mec="black", mew=0.5,
+                                  label="epoch kept"))
     fig.suptitle("Learning curves")
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     return fig

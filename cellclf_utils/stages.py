@@ -147,7 +147,9 @@ def save_model_outputs(st: runs.Stage, td: TrainingData, cv, P: dict, model_name
     if cv.test is not None and td.ds.test_labels is not None:
         test_scores = metrics.summary(td.ds.test_labels, cv.test, names, seed=P["seed"])
     if len(cv.history):  # stages without epochs (the classical baseline) have no curves
-        st.figure(plots.learning_curves(cv.history), "learning_curves", "Learning curves per fold")
+        kept = dict(zip(cv.folds.fold, cv.folds.best_epoch)) if "best_epoch" in cv.folds else None
+        st.figure(plots.learning_curves(cv.history, kept), "learning_curves",
+                  "Learning curves per fold (star: the epoch kept)")
     st.figure(plots.confusion_matrix(np.array(cv_scores["confusion"]), names,
                                      title="Out-of-fold confusion matrix"),
               "confusion_cv", "Out-of-fold confusion matrix (row-normalised)")

@@ -241,6 +241,18 @@ def test_learning_curves_shade_the_head_phase_and_skip_labels():
     assert "head warm-up" in [t.get_text() for t in fig.legends[0].texts]
 
 
+def test_learning_curves_star_each_folds_kept_epoch_on_its_validation_curves():
+    h = history(epochs=5)
+    h = h[~((h.fold == 1) & (h.epoch > 2))]  # fold 1 stopped early, after epoch 2
+    fig = plots.learning_curves(h, kept={0: 3, 1: 1})
+    stars = {ax.get_title(): [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.lines
+                              if line.get_marker() == "*"] for ax in fig.axes}
+    assert stars["loss"] == [([3], [pytest.approx(0.4)]), ([1], [pytest.approx(0.2)])]  # on val_loss only
+    assert len(stars["auc"]) == 2 and stars["lr"] == []  # no validation curve, no star
+    assert "epoch kept" in [t.get_text() for t in fig.legends[0].texts]
+    assert "epoch kept" not in [t.get_text() for t in plots.learning_curves(h).legends[0].texts]
+
+
 def test_model_comparison_shows_every_model_with_its_interval():
     import pandas as pd
     t = pd.DataFrame({"model": ["ensemble: mean", "02_cnn", "03_x"], "accuracy": [0.8, 0.7, 0.6],
