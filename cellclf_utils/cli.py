@@ -164,9 +164,12 @@ def _cmd_plan(a) -> int:
           f"{totals.predicted:,} predicted")
     if speeds is not None:
         known = table.seconds.notna()
-        print(f"about {table.seconds[known].sum() / 60:.1f} min of network time at the speeds in {a.speeds}"
-              + ("" if known.all() else f" (without {', '.join(table.stage[~known])}: no speed measured)")
-              + "; kernel starts, image loading and reports come on top")
+        if not (table.seconds[known] > 0).any():
+            print(f"no network time: {a.speeds} has no speed for these networks at these sizes")
+        else:
+            print(f"about {table.seconds[known].sum() / 60:.1f} min of network time at the speeds in {a.speeds}"
+                  + ("" if known.all() else f" (without {', '.join(table.stage[~known])}: no speed measured)")
+                  + "; kernel starts, image loading and reports come on top")
     if a.against:
         print(f"{a.against} recorded: {table.run_fold_s.sum() / 60:.1f} min in its folds (training and "
               f"per-epoch scoring), {table.run_stage_s.sum() / 60:.1f} min of stage wall time in all")

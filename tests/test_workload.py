@@ -126,6 +126,15 @@ def test_cli_plan_prints_the_totals_and_refuses_an_unknown_profile(small_dataset
     assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["stage"], r["trained"]) for r in rows] == [("02_baseline_cnn", 32)]
+    speeds = small_dataset.parent / "speeds.csv"
+    speeds.write_text("model,size,variant,batch,img_s,compile_s\nbaseline,32,stage,16,16,0\n")
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02",
+                     "--speeds", str(speeds)]) == 0
+    assert "about 0.1 min of network time" in capsys.readouterr().out  # (32 trained + 96 predicted) / 16 img/s = 8 s
+    speeds.write_text("model,size,variant,batch,img_s,compile_s\nvgg16,224,stage,16,16,0\n")
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02",
+                     "--speeds", str(speeds)]) == 0
+    assert "no network time: " in capsys.readouterr().out  # not "about 0.0 min"
     assert cli.main(["plan", "--profile", "nope"]) == 1
     assert "no such profile" in capsys.readouterr().err
     assert cli.main(["plan", "--profile", "smoke", "-p", "lrr", "1"]) == 1
