@@ -203,7 +203,7 @@ def against(table: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     recorded for each row: ``run_epochs`` (epochs its folds trained, head epochs included: fewer
     than planned with early stopping), ``run_fold_s`` (its folds' own seconds of training and
     per-epoch scoring, from each fold's done.json; pseudo-labelling: the row's teacher, every
-    round) and ``run_stage_s`` (the stage's wall time from metrics.json: kernel start, loading,
+    round, or the one teacher the run picked where the plan counted another) and ``run_stage_s`` (the stage's wall time from metrics.json: kernel start, loading,
     predictions and pages included). ``run_note`` says where the run's parameters differ from
     the plan's (its numbers then answer another question), or a stage is missing or unfinished."""
     run_dir = Path(run_dir)
@@ -220,6 +220,12 @@ def against(table: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
         if not stage_dir.is_dir():
             notes.append("not in the run")
         else:
+            if teacher and not (stage_dir / teacher).is_dir():
+                # the run picked its teacher (the best stage) where the plan counted the costliest
+                ran = sorted(d.parent.name for d in stage_dir.glob("*/round1"))
+                if len(ran) == 1:
+                    notes.append(f"the run retrained {ran[0]}, not {teacher}: its numbers are {ran[0]}'s")
+                    teacher = ran[0]
             metrics_file = stage_dir / "metrics.json"
             if metrics_file.exists() and stage not in walled:
                 stage_s = json.loads(metrics_file.read_text()).get("elapsed_s", np.nan)

@@ -197,6 +197,10 @@ def test_against_a_run_reads_what_its_folds_and_stages_recorded(small_dataset, t
     # no metrics.json yet; and the student retrains its teacher's settings, so it differs too
     assert student.run_note == "unfinished in the run; " + base.run_note
     assert table.loc["02b_classical"].run_note == "not in the run"
+    # without a named teacher the plan counts the costliest stage; the run retrained its best
+    costliest = workload.stage_parameters("smoke", str(small_dataset), None, {"teacher": ""}, "02,03,06")
+    row = workload.against(workload.plan(costliest), run_dir).set_index("stage").loc["06_pseudo_labelling (03_xception)"]
+    assert row.run_epochs == 2 * 3 and row.run_note.startswith("the run retrained 02_baseline_cnn, not 03_xception")
 
     assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02,02b,06",
                      "--against", str(run_dir)]) == 0
