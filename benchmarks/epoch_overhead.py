@@ -18,7 +18,7 @@ cost shows), the seconds per epoch of
 each as the difference between a long and a short run (compile and set-up cancel out).
 
 usage: KERAS_BACKEND=tensorflow python benchmarks/epoch_overhead.py [--models baseline@64 xception@71]
-       [--train 64] [--val 64] [--batch-size 32] [--epochs 3 13]
+       [--train 64] [--val 64] [--batch-size 32] [--epochs 3 13] [--copies-only]
 """
 from __future__ import annotations
 
@@ -57,20 +57,40 @@ def _synchronised(arrays: list) -> list:
     return arrays
 
 
+def timed(f) -> float:
+    """Return the mean seconds of 5 calls of ``f`` after one untimed call (compile, warm-up)."""
+    f()
+    t = time.perf_counter()
+    for _ in range(5):
+        f()
+    return (time.perf_counter() - t) / 5
+
+
+def build(name: str, size: int):
+    """Return the baseline CNN or a backbone (random weights, every layer trainable), 3 classes."""
+    from cellclf_utils import backbones, models
+    if name == "baseline":
+        return models.baseline_cnn(size, 3)
+    return backbones.build(name, size, 3, weights="none", unfreeze_from="all")
+
+
+def weight_copies(model) -> dict:
+    """Return the seconds of keeping the best epoch's weights once: what BestEpoch did until
+    2026-11-28 (every variable to numpy) and what it does now (a copy where the weights live),
+    synchronised so an accelerator's asynchronous copy is counted in full."""
+    from cellclf_utils import train
+    return {"to_host_s": round(timed(lambda: [w.copy() for w in model.get_weights()]), 4),
+            "on_device_s": round(timed(lambda: _synchronised(train._snapshot(model))), 4)}
+
+
 def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tuple[int, int]) -> dict:
     import keras
-    from cellclf_utils import backbones, models, predict, resident, train
+    from cellclf_utils import predict, resident, train
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n_train + n_val, size, size, 3), dtype=np.uint8)
     y = np.arange(n_train + n_val) % 3
-
-    def build():
-        if name == "baseline":
-            return models.baseline_cnn(size, 3)
-        return backbones.build(name, size, 3, weights="none", unfreeze_from="all")
-
-    model = build()
+    model = build(name, size)
     n_params = model.count_params()
     # bare: the same resident-image fit, nothing else per epoch
     store = resident.ImageStore(n_train, x.shape[1:])
@@ -85,19 +105,8 @@ def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tup
     bare_s = per_epoch(fit_bare, epochs)
 
     val = x[n_train:]
-
-    def timed(f) -> float:
-        f()  # compile
-        t = time.perf_counter()
-        for _ in range(5):
-            f()
-        return (time.perf_counter() - t) / 5
     predict_s = timed(lambda: predict.predict_proba(model, val, bs))
-    # keeping the best epoch's weights: what BestEpoch did until 2026-11-28 (every variable to
-    # numpy) against what it does now (a copy where the weights live), synchronised so an
-    # accelerator's asynchronous copy is counted in full
-    to_host_s = timed(lambda: [w.copy() for w in model.get_weights()])
-    on_device_s = timed(lambda: _synchronised(train._snapshot(model)))
+    copies = weight_copies(model)
     model_predict_s = timed(lambda: model.predict(predict.pad_to_batches(val, bs), batch_size=bs, verbose=0))
 
     P = {"seed": 0, "optimizer": "sgd", "lr": 1e-3, "monitor": "val_auc", "batch_size": bs, "epochs": 1,
@@ -114,8 +123,7 @@ def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tup
     keras.backend.clear_session()
     return {"model": f"{name}@{size}", "params_M": round(n_params / 1e6, 1), "steps": -(-n_train // bs),
             "bare_s": round(bare_s, 3), "stage_s": round(stage_s, 3), "predict_s": round(predict_s, 3),
-            "model_predict_s": round(model_predict_s, 3), "to_host_s": round(to_host_s, 4),
-            "on_device_s": round(on_device_s, 4),
+            "model_predict_s": round(model_predict_s, 3), **copies,
             "fixed_s": round(stage_s - bare_s - predict_s, 3)}
 
 
@@ -126,11 +134,25 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--epochs", type=int, nargs=2, default=[3, 13])
+    ap.add_argument("--copies-only", action="store_true",
+                    help="time only the best-weights copies, on the freshly built models (no training)")
     a = ap.parse_args()
     import contextlib
     import io
 
     import keras
+    if a.copies_only:
+        print(f"Keras {keras.__version__} on {keras.backend.backend()}; one copy of the weights, mean of 5")
+        print("| model | variables | MiB | best weights to host (get_weights) | best weights copied on the device |")
+        print("|---|---|---|---|---|")
+        for item in a.models:
+            name, size = item.split("@")
+            model = build(name, int(size))
+            mib = 4 * sum(int(np.prod(v.shape)) for v in model.weights) / 2 ** 20  # float32 variables
+            c = weight_copies(model)
+            print(f"| {item} | {len(model.weights)} | {mib:.0f} | {c['to_host_s']} s | {c['on_device_s']} s |", flush=True)
+            keras.backend.clear_session()
+        return
     print(f"Keras {keras.__version__} on {keras.backend.backend()}; {a.train} training / {a.val} validation "
           f"images, batch {a.batch_size}; seconds per epoch from {a.epochs[0]} vs {a.epochs[1]} epochs", flush=True)
     print("| model | params | steps/epoch | bare fit | stage fit | of which validation predict | rest (fixed) "

@@ -315,7 +315,6 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
     out-of-fold and fold-averaged test probabilities. ``extra_for_fold(fold)`` may add
     ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
     fold_of = np.asarray(fold_of)
-    _check_patience(params)
     compile_cache.enable()
     params = _with_batch_size(build, params)
     oof = oof_plain = None
