@@ -11,7 +11,7 @@
 # Then run it with carry [".whl", ".gpu-carry"]: `bash benchmarks/gpu_check.sh [all|bench|series|full]`
 # (all = bench + series; epoch = benchmarks/epoch_overhead.py at a fold's size; full = the whole series in the full profile, resumable: a second call on
 # the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
-# BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
+# BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "head" for it with the base frozen (a head warm-up epoch), "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
 # FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), FULL_SPEEDS (a throughput.py CSV
 # for the plan-vs-run table; default docs/speeds/h100-2026-11-27.csv), EPOCH_MODELS, EPOCH_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).

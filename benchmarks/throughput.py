@@ -8,12 +8,15 @@
   stage     the same, with the stage's own freeze policy and `seed` augmentation on the device
             (what a fine-tuning stage runs)
   mixed     stage, plus MixUp and CutMix mixed on the device (`-p mixup 0.2 -p cutmix 1.0`)
+  head      stage with the whole base frozen: a head warm-up epoch (`head_epochs`), which runs
+            the base forward only, for `cellclf plan --speeds`
   naive     keras.applications model, float32 batches preprocessed on the host, train_on_batch
   timm      timm/torch, channels-last, bf16 autocast, data already on the device
   predict   forward only: the project's model through predict.predict_proba (how validation
             and test images are scored), for `cellclf plan --speeds`
 
-`baseline` (stage 02's small CNN) is a model name too, for project, stage and predict.
+`baseline` (stage 02's small CNN) is a model name too, for project, stage and predict (it has
+no base to freeze, so no head row).
 
 Random images (never zeros). Images/s is measured after warm-up, from the host clock after a
 device sync; compile seconds are XLA's (JAX) or the first epoch's extra time. peak GiB is the
@@ -23,7 +26,7 @@ one process per model, `project` first); empty on a CPU. estimate GiB is what `-
 goes by (cellclf_utils.memory), to hold against the peak.
 
 usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
-       [--batch-size 64] [--steps 20] [--variants project streamed stage mixed naive timm] [--csv out.csv]
+       [--batch-size 64] [--steps 20] [--variants project streamed stage mixed head naive timm predict] [--csv out.csv]
 """
 from __future__ import annotations
 
@@ -53,15 +56,18 @@ def _data(n: int, size: int, seed: int = 0):
 
 
 def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: bool = False,
-              resident_images: bool = True) -> dict:
+              resident_images: bool = True, frozen_base: bool = False) -> dict:
     """Return images/s and compile seconds of cellclf's own model and fit path (``mixed``:
     through the MixUp/CutMix training wrapper, as a stage with mixup/cutmix > 0 trains;
-    ``resident_images`` False: batches streamed from the host instead)."""
+    ``resident_images`` False: batches streamed from the host instead; ``frozen_base``: the
+    base frozen as in a head warm-up)."""
     import keras
     from cellclf_utils import compile_cache, memory, mixing, resident
     from cellclf_utils.schedules import make_optimizer
 
     model = _model(name, size, stage)
+    if frozen_base:  # as train._set_base_frozen: the head alone trains
+        model.get_layer("base").trainable = False
     estimate = memory.training_bytes(model, bs, "sgd")["total"] / memory.GIB  # what batch_size 0 goes by
     x, y = _data(bs * steps, size)
     y = keras.utils.to_categorical(y, N_CLASSES)
@@ -216,9 +222,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     ap.add_argument("--variants", nargs="+", default=["project", "naive", "timm", "stage"],
-                    choices=["project", "streamed", "stage", "mixed", "naive", "timm", "predict"])
+                    choices=["project", "streamed", "stage", "mixed", "head", "naive", "timm", "predict"])
     ap.add_argument("--stage-models", nargs="*", default=["xception"],
-                    help="models that also get the 'stage' and 'mixed' variants (each is one more compile)")
+                    help="models that also get the 'stage', 'mixed' and 'head' variants (each is one more compile)")
     ap.add_argument("--csv", default=None, help="append rows here as they finish")
     ap.add_argument("--table", metavar="CSV", help="print the Markdown table of a CSV written earlier, and exit")
     a = ap.parse_args()
@@ -240,14 +246,17 @@ def main() -> None:
         name, size = item.split("@")
         size = int(size)
         for variant in a.variants:
-            if variant in ("stage", "mixed") and name not in a.stage_models:
+            if variant in ("stage", "mixed", "head") and name not in a.stage_models:
                 continue
+            if variant == "head" and name == "baseline":
+                continue  # no base to freeze: stage 02 has no head warm-up
             t = time.perf_counter()
             dtype = "bf16 autocast" if variant == "timm" else keras.mixed_precision.global_policy().name
             try:
-                if variant in ("project", "streamed", "stage", "mixed"):
-                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant in ("stage", "mixed"),
-                                  mixed=variant == "mixed", resident_images=variant != "streamed")
+                if variant in ("project", "streamed", "stage", "mixed", "head"):
+                    r = keras_fit(name, size, a.batch_size, a.steps, stage=variant in ("stage", "mixed", "head"),
+                                  mixed=variant == "mixed", resident_images=variant != "streamed",
+                                  frozen_base=variant == "head")
                 elif variant == "predict":
                     r = keras_predict(name, size, a.batch_size, a.steps)
                 elif variant == "naive":
@@ -285,8 +294,9 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         naive = next((float(q["img_s"]) for q in rows if q["model"] == r["model"] and q["variant"] == "naive"
                       and q["img_s"] != ""), None)
-        # forward-only speed is not comparable with a training step
-        ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and r["img_s"] != "" and r["variant"] != "predict" else ""
+        # forward-only and frozen-base speeds are not comparable with a whole training step
+        comparable = r["img_s"] != "" and r["variant"] not in ("predict", "head")
+        ratio = f"{float(r['img_s']) / naive:.2f}x" if naive and comparable else ""
         lines.append(f"| {r['model']} | {r['size']} | {r['variant']} | {r.get('precision', '')} | "
                      f"{r['img_s'] or r['note']} | "
                      f"{r['compile_s']} | {r.get('peak_gib') or ''} | {r.get('est_gib') or ''} | {ratio} |")

@@ -79,9 +79,10 @@ def heatmaps(model: keras.Model, images: np.ndarray, classes) -> np.ndarray:
         return np.zeros((0, *images.shape[1:3]), np.float32)
     s = split(model)
     a = keras.ops.convert_to_numpy(_features(s, keras.ops.convert_to_tensor(images.astype("float32"))))
-    onehot = np.eye(model.output_shape[-1], dtype="float32")[np.asarray(classes)]
+    # a backend tensor, not numpy: a torch tensor that needs gradients cannot meet a numpy array
+    onehot = keras.ops.convert_to_tensor(np.eye(model.output_shape[-1], dtype="float32")[np.asarray(classes)])
     # the per-image logits sum: every image's gradient is its own (inference mode, no batch coupling)
-    grads = _gradient(lambda t: keras.ops.sum(_logits(s, t) * onehot), a)
+    grads = _gradient(lambda t: keras.ops.sum(keras.ops.multiply(_logits(s, t), onehot)), a)
     weights = grads.mean(axis=(1, 2), keepdims=True)          # (N, 1, 1, K): importance of each map
     cams = np.maximum((weights * a).sum(-1), 0)               # (N, h, w)
     out = np.stack([cv2.resize(c, images.shape[2:0:-1], interpolation=cv2.INTER_LINEAR) for c in cams])

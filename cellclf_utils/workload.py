@@ -83,9 +83,11 @@ def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict
 
 
 def _network_seconds(trained: int, frozen_base: int, predicted: int, speed: dict) -> float:
-    """Return the seconds of network work at ``speed`` (``read_speeds``): trained and frozen-base
-    images at the training speed, predicted ones at the forward speed (else the training speed)."""
-    return (trained + frozen_base) / speed["train"] + predicted / speed.get("predict", speed["train"])
+    """Return the seconds of network work at ``speed`` (``read_speeds``): trained images at the
+    training speed, frozen-base ones at the head warm-up's speed and predicted ones at the
+    forward speed (each else at the training speed, which errs long)."""
+    return (trained / speed["train"] + frozen_base / speed.get("head", speed["train"])
+            + predicted / speed.get("predict", speed["train"]))
 
 
 def _costliest(rows: list[dict], speeds: dict | None) -> str:
@@ -153,9 +155,10 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None) -> pd.DataFr
 
 
 def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
-    """Return ``{(network, size): {"train": img/s, "predict": img/s, "compile_s": s, "batch": n}}``
-    from benchmarks/throughput.py's CSV: training speed from the 'stage' row (the stage's own
-    model) or else 'project', forward speed from 'predict'."""
+    """Return ``{(network, size): {"train": img/s, "compile_s": s, "batch": n, "predict": img/s,
+    "head": img/s, "head_compile_s": s}}`` from benchmarks/throughput.py's CSV: training speed from
+    the 'stage' row (the stage's own model) or else 'project', forward speed from 'predict', the
+    head warm-up's (base frozen) from 'head'."""
     speeds: dict[tuple[str, int], dict] = {}
     with open(csv_path, newline="") as f:
         for r in csv.DictReader(f):
@@ -164,6 +167,8 @@ def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
             s = speeds.setdefault((r["model"], int(r["size"])), {})
             if r["variant"] == "predict":
                 s["predict"] = float(r["img_s"])
+            elif r["variant"] == "head":
+                s["head"], s["head_compile_s"] = float(r["img_s"]), float(r["compile_s"] or 0)
             elif r["variant"] == "stage" or (r["variant"] == "project" and "train" not in s):
                 s["train"], s["compile_s"] = float(r["img_s"]), float(r["compile_s"] or 0)
                 s["batch"] = int(r["batch"]) if r.get("batch") else None
@@ -171,11 +176,12 @@ def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
 
 
 def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.DataFrame:
-    """Return ``table`` with ``seconds``: trained and frozen-base images at the measured training speed
-    (head epochs skip the base's backward pass, so this errs long), predicted images at the
-    measured forward speed (the training speed, erring long, where none was measured), plus
-    one training compile per phase (later folds load it from the compile cache). Blank where
-    the network at that size was not measured."""
+    """Return ``table`` with ``seconds``: trained images at the measured training speed,
+    frozen-base images at the measured head warm-up speed and predicted images at the measured
+    forward speed (each at the training speed, erring long, where not measured: a head epoch
+    skips the base's backward pass, a forward pass is cheaper still), plus one compile per
+    training phase (later folds load it from the compile cache). Blank where the network at
+    that size was not measured."""
     out = table.copy()
     seconds, basis = [], []
     for r in out.itertuples():
@@ -189,10 +195,13 @@ def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.Dat
             seconds.append(np.nan)
             basis.append(f"no speed measured for {r.network}@{r.image_size}")
             continue
-        phases = (1 if r.trained else 0) + (1 if r.frozen_base else 0)
-        seconds.append(_network_seconds(r.trained, r.frozen_base, r.predicted, s) + phases * s["compile_s"])
-        basis.append(("" if s.get("batch") in (None, r.batch_size) else f"speed measured at batch {s['batch']}; ")
-                     + ("" if "predict" in s else "forward at the training speed"))
+        compile_s = ((s["compile_s"] if r.trained else 0)
+                     + (s.get("head_compile_s", s["compile_s"]) if r.frozen_base else 0))
+        seconds.append(_network_seconds(r.trained, r.frozen_base, r.predicted, s) + compile_s)
+        notes = [] if s.get("batch") in (None, r.batch_size) else [f"speed measured at batch {s['batch']}"]
+        notes += [] if "predict" in s else ["forward at the training speed"]
+        notes += [] if "head" in s or not r.frozen_base else ["head epochs at the training speed"]
+        basis.append("; ".join(notes))
     out["seconds"] = np.round(seconds, 1)
     out["basis"] = basis
     return out

@@ -1,12 +1,12 @@
 """Grad-CAM: maps peak where the planted evidence is, match the closed form for a GAP head,
-use each image's own fold model, and compute under TensorFlow and JAX."""
+use each image's own fold model, and compute under TensorFlow, JAX and PyTorch (where installed)."""
 
 import keras
 import numpy as np
 import pytest
 
 from cellclf_utils import gradcam, models, plots
-from conftest import run_under_jax
+from conftest import run_under
 
 
 def red_detector(size=16, sign=1.0) -> keras.Model:
@@ -117,9 +117,10 @@ def test_montage_cells_line_up_when_a_class_has_no_right_case():
     assert np.allclose(boxes[:4, 0], boxes[4:, 0]), boxes
 
 
-_JAX = """
+_OTHER_BACKEND = """
+import sys
 import numpy as np, keras
-assert keras.backend.backend() == "jax"
+assert keras.backend.backend() == sys.argv[1]
 from tests.test_gradcam import red_detector, red_corner
 from cellclf_utils import gradcam, models
 m = gradcam.heatmaps(red_detector(), red_corner(), [1])[0]
@@ -127,10 +128,14 @@ keras.utils.set_random_seed(0)
 cnn = models.baseline_cnn(32, 3, augment_preset="seed")
 x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
 g = gradcam.heatmaps(cnn, x, [0, 2])
-print("jax", round(float(m[:4, :4].mean()), 3), float(m[8:, 8:].max()), g.shape, bool(np.isfinite(g).all()))
+print(sys.argv[1], round(float(m[:4, :4].mean()), 3), float(m[8:, 8:].max()), g.shape, bool(np.isfinite(g).all()))
 """
 
 
-def test_computes_under_jax():
-    out = run_under_jax(_JAX)
-    assert out.strip().splitlines()[-1] == "jax 1.0 0.0 (2, 32, 32) True"
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_computes_under_other_backends(backend):
+    # each backend has its own gradient call (gradcam._gradient); torch is not a project
+    # dependency (the GPU image has it), so its case runs where it is installed
+    pytest.importorskip(backend)
+    out = run_under(backend, _OTHER_BACKEND, backend)
+    assert out.strip().splitlines()[-1] == f"{backend} 1.0 0.0 (2, 32, 32) True"

@@ -113,9 +113,18 @@ def test_estimate_uses_measured_speeds_and_says_where_it_has_none(tmp_path):
                           {"stage": "01", "network": "", "image_size": 64, "batch_size": "",
                            "trained": 0, "frozen_base": 0, "predicted": 0}])
     est = workload.estimate(table, speeds)
+    # no head row measured: frozen-base images at the training speed, and the basis says so
     assert est.seconds[0] == pytest.approx(500 / 20 + 1000 / 100 + 2 * 2)  # two phases, one compile each
+    assert est.basis[0] == "head epochs at the training speed"
     assert np.isnan(est.seconds[1]) and "no speed measured for xception@72" in est.basis[1]
     assert est.seconds[2] == 0
+
+    with open(speeds_csv, "a", newline="") as f:  # the head warm-up measured: its speed and compile
+        csv.DictWriter(f, fieldnames=["model", "size", "variant", "batch", "img_s", "compile_s"]).writerow(
+            {"model": "vgg16", "size": 64, "variant": "head", "batch": 32, "img_s": 50, "compile_s": 0.5})
+    est = workload.estimate(table, workload.read_speeds(speeds_csv))
+    assert est.seconds[0] == pytest.approx(400 / 20 + 100 / 50 + 1000 / 100 + 2 + 0.5)
+    assert est.basis[0] == ""
 
 
 def test_cli_plan_prints_the_totals_and_refuses_an_unknown_profile(small_dataset, capsys):
@@ -158,11 +167,18 @@ def test_throughput_csv_feeds_plan_speeds(tmp_path):
     from pathlib import Path
     out = tmp_path / "speeds.csv"
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
-    subprocess.run([sys.executable, str(script), "--models", "baseline@32", "--batch-size", "4", "--steps", "2",
-                    "--variants", "stage", "predict", "--stage-models", "baseline", "--csv", str(out)],
+    subprocess.run([sys.executable, str(script), "--models", "baseline@32", "vgg16@32", "--batch-size", "4",
+                    "--steps", "2", "--variants", "stage", "predict", "head", "--stage-models", "baseline", "vgg16",
+                    "--csv", str(out)],
                    check=True, timeout=300, capture_output=True, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
-    s = workload.read_speeds(out)[("baseline", 32)]
+    speeds = workload.read_speeds(out)
+    s = speeds[("baseline", 32)]
     assert s["train"] > 0 and s["predict"] > 0 and s["batch"] == 4
+    assert "head" not in s  # stage 02's CNN has no base to freeze: no head row
+    assert speeds[("vgg16", 32)]["head"] > 0
+    # the head row trains the head alone: no gradients or optimizer slots for the base's weights
+    est = {r["variant"]: float(r["est_gib"]) for r in csv.DictReader(open(out)) if r["model"] == "vgg16" and r["est_gib"]}
+    assert est["head"] < est["stage"] - 0.04  # block5's 7M weights: 2 x 28 MB in the stage row
 
 
 def test_against_a_run_reads_what_its_folds_and_stages_recorded(small_dataset, tmp_path, capsys):
