@@ -8,6 +8,9 @@ import keras
 
 def accelerator() -> str | None:
     """Return 'gpu' or 'tpu' when the Keras backend sees one, else None."""
+    if keras.backend.backend() == "torch":  # Keras has no distribution API for torch
+        import torch
+        return "gpu" if torch.cuda.is_available() else None
     try:
         kinds = {d.split(":")[0].lower() for d in keras.distribution.list_devices()}
     except (NotImplementedError, RuntimeError):  # a backend without the distribution API
