@@ -134,6 +134,7 @@ def _cmd_report(a) -> int:
 
 
 def _cmd_plan(a) -> int:
+    from pathlib import Path
     import pandas as pd
     from . import workload
     from .runner import RunError
@@ -144,7 +145,10 @@ def _cmd_plan(a) -> int:
         print(f"cellclf plan: {e}", file=sys.stderr)
         return 1
     speeds = workload.read_speeds(a.speeds) if a.speeds else None
-    table = workload.plan(params, speeds)
+    # the run's own folds (near-duplicate groups kept together), so its fold sizes are the plan's
+    run_folds = Path(a.against) / "folds.csv" if a.against else None
+    table = workload.plan(params, speeds, pd.read_csv(run_folds, dtype={"id": str})
+                          if run_folds and run_folds.is_file() else None)
     if speeds is not None:
         table = workload.estimate(table, speeds)
     if a.against:

@@ -58,11 +58,16 @@ def stage_parameters(profile: str, data_dir: str | None, classes: str | None, ov
             for nb in series if nb.stem in chosen}
 
 
-def _folds(ds: data.Dataset, P: dict) -> np.ndarray:
-    """Return each used image's validation fold, drawn as a run draws them but without
+def _folds(ds: data.Dataset, P: dict, run_folds: pd.DataFrame | None = None) -> np.ndarray:
+    """Return each used image's validation fold: a run's own (``run_folds``, its folds.csv) where
+    it covers exactly these images in as many folds, else drawn as a run draws them but without
     near-duplicate groups (hashing every image costs more than the count is worth; sizes can
-    differ from the run's by the size of a group)."""
-    df = folds.assign(ds.ids, ds.labels, np.arange(len(ds.ids)), P["folds"], P["seed"], ds.class_names)
+    then differ from the run's by the size of a group)."""
+    if (run_folds is not None and set(run_folds.id) == set(ds.ids)
+            and run_folds.fold.nunique() == P["folds"]):
+        df = run_folds.set_index("id").loc[list(ds.ids)].reset_index()
+    else:
+        df = folds.assign(ds.ids, ds.labels, np.arange(len(ds.ids)), P["folds"], P["seed"], ds.class_names)
     return folds.subset(df, P.get("limit", 0), P["seed"]).fold.to_numpy()
 
 
@@ -101,11 +106,13 @@ def _costliest(rows: list[dict], speeds: dict | None) -> str:
     return rows[int(np.argmax([(r["trained"] + r["frozen_base"]) * r["image_size"] ** 2 for r in rows]))]["stage"]
 
 
-def plan(stage_params: dict[str, dict], speeds: dict | None = None) -> pd.DataFrame:
+def plan(stage_params: dict[str, dict], speeds: dict | None = None,
+         run_folds: pd.DataFrame | None = None) -> pd.DataFrame:
     """Return one row per stage: its network, input size, folds, images used, and the images
     trained / trained with a frozen base / predicted (``fold_work``). Stages without a network
     to train (EDA, classical features, ensemble) count zero. ``speeds`` (``read_speeds``) only
-    ranks the teachers pseudo-labelling may pick."""
+    ranks the teachers pseudo-labelling may pick. ``run_folds`` (a run's folds.csv) gives the
+    folds that run used, near-duplicate groups included, where it matches the data."""
     rows, by_stage, datasets = [], {}, {}
     none = {"trained": 0, "frozen_base": 0, "predicted": 0}
     for stage, P in stage_params.items():
@@ -116,13 +123,13 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None) -> pd.DataFr
         ds = datasets[key]
         n_test = len(ds.test_ids)
         if "epochs" in P and ("backbone" in P or stage in TRAINED_BY):
-            fold_of = _folds(ds, P)
+            fold_of = _folds(ds, P, run_folds)
             network = P.get("backbone") or TRAINED_BY[stage]
             work = fold_work(fold_of, n_test, P, frozen_head="backbone" in P)
             by_stage[stage] = (network, P, fold_of)
             rows.append(_row(stage, network, P, len(fold_of), n_test, work))
         elif "backbone" in P:  # 02c: features of every image (and view) through the frozen network
-            fold_of = _folds(ds, P)
+            fold_of = _folds(ds, P, run_folds)
             views = TTA_VIEWS if P.get("tta") else 1
             bs = P.get("batch_size") or AUTO_BATCH
             work = {**none, "predicted": views * (_padded(len(fold_of), bs) + _padded(n_test, bs))}

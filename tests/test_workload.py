@@ -66,6 +66,34 @@ def test_plan_follows_the_profile_and_the_command_line(small_dataset):
     assert "all 4 test images pseudo-labelled" in student.note
 
 
+def test_plan_against_a_run_uses_that_runs_folds(small_dataset, tmp_path, capsys):
+    """A run keeps near-duplicates in one fold, so its folds can be uneven: the plan counts the
+    run's own folds.csv where it matches the data, and draws its own where it does not."""
+    from cellclf_utils import data, folds
+    params = workload.stage_parameters("smoke", str(small_dataset), None, {"batch_size": 5}, "02")
+    P = params["02_baseline_cnn"]
+    ds = data.load_dataset(str(small_dataset), None, "error", progress=False)
+    groups = [0 if any(d in i for d in "0123") else n for n, i in enumerate(ds.ids, 1)]  # 8 near-duplicates
+    run_folds = folds.assign(ds.ids, ds.labels, groups, 2, P["seed"], ds.class_names)
+    assert run_folds.fold.value_counts().min() < 6  # the group makes the folds uneven
+    counted = workload.plan(params, run_folds=run_folds.iloc[::-1]).set_index("stage").loc["02_baseline_cnn"]
+    expected = workload.fold_work(run_folds.fold.to_numpy(), len(ds.test_ids), P, False)
+    assert counted.trained == expected["trained"]
+    drawn = workload.plan(params).set_index("stage").loc["02_baseline_cnn"]
+    assert drawn.trained == P["epochs"] * (10 + 10)  # without groups: training splits of 6 and 6, batches of 5
+    assert counted.trained < drawn.trained  # uneven splits pad fewer images to whole batches
+    three = folds.assign(ds.ids, ds.labels, groups, 3, P["seed"], ds.class_names)  # another run's k
+    assert workload.plan(params, run_folds=three).set_index("stage").loc["02_baseline_cnn"].trained == drawn.trained
+
+    run_dir = tmp_path / "run"  # the CLI reads the run's folds.csv with --against
+    run_dir.mkdir()
+    run_folds.to_csv(run_dir / "folds.csv", index=False)
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02", "-p", "batch_size", "5",
+                     "--against", str(run_dir), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert next(r for r in rows if r["stage"] == "02_baseline_cnn")["trained"] == expected["trained"]
+
+
 def test_early_stopping_makes_the_count_a_ceiling(small_dataset):
     table = workload.plan(workload.stage_parameters("smoke", str(small_dataset), None, {"patience": 2},
                                                     "02,02b,06")).set_index("stage")
