@@ -59,21 +59,26 @@ def train_test_duplicates(ds, progress: bool = False) -> pd.DataFrame:
                              ds.test_images(HASH_SIZE, progress=progress), ds.test_ids)
 
 
+def matching(df: pd.DataFrame, ds, k: int, path) -> pd.DataFrame:
+    """Return a run's folds.csv rows ``df`` (read from ``path``) in the dataset's order; raise
+    FoldsError naming ``path`` where they cover other images or another number of folds."""
+    if sorted(df.id) != sorted(ds.ids):
+        extra = sorted(set(df.id) - set(ds.ids))[:3]
+        missing = sorted(set(ds.ids) - set(df.id))[:3]
+        raise FoldsError(f"{path} does not match the dataset (only in folds.csv: {extra}; only in the "
+                         f"data: {missing}); a run's stages must share one dataset: use a new run_id")
+    if df.fold.nunique() != k:
+        raise FoldsError(f"{path} has {df.fold.nunique()} folds but parameter 'folds' is {k}; "
+                         "a run's stages share one set of folds: use the same value or a new run_id")
+    return df.set_index("id").loc[ds.ids].reset_index()
+
+
 def ensure(run_dir, ds, k: int, seed: int, groups=None, progress: bool = True) -> pd.DataFrame:
     """Return the run's folds: read ``folds.csv`` if this run has one (checking it matches the
     data and ``k``), else draw them (grouping near-duplicates) and write it once."""
     path = Path(run_dir) / FOLDS_CSV
     if path.exists():
-        df = pd.read_csv(path, dtype={"id": str})
-        if sorted(df.id) != sorted(ds.ids):
-            extra = sorted(set(df.id) - set(ds.ids))[:3]
-            missing = sorted(set(ds.ids) - set(df.id))[:3]
-            raise FoldsError(f"{path} does not match the dataset (only in folds.csv: {extra}; only in the "
-                             f"data: {missing}); a run's stages must share one dataset: use a new run_id")
-        if df.fold.nunique() != k:
-            raise FoldsError(f"{path} has {df.fold.nunique()} folds but parameter 'folds' is {k}; "
-                             "a run's stages share one set of folds: use the same value or a new run_id")
-        return df.set_index("id").loc[ds.ids].reset_index()
+        return matching(pd.read_csv(path, dtype={"id": str}), ds, k, path)
     if groups is None:
         groups = duplicate_groups(ds, progress).group
     df = assign(ds.ids, ds.labels, groups, k, seed, ds.class_names)

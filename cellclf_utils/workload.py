@@ -63,10 +63,13 @@ def _folds(ds: data.Dataset, P: dict, run_folds: pd.DataFrame | None = None) -> 
     it covers exactly these images in as many folds, else drawn as a run draws them but without
     near-duplicate groups (hashing every image costs more than the count is worth; sizes can
     then differ from the run's by the size of a group)."""
-    if (run_folds is not None and set(run_folds.id) == set(ds.ids)
-            and run_folds.fold.nunique() == P["folds"]):
-        df = run_folds.set_index("id").loc[list(ds.ids)].reset_index()
-    else:
+    df = None
+    if run_folds is not None:
+        try:
+            df = folds.matching(run_folds, ds, P["folds"], "the run's folds.csv")
+        except folds.FoldsError:
+            pass  # folds of other data or another k: draw them
+    if df is None:
         df = folds.assign(ds.ids, ds.labels, np.arange(len(ds.ids)), P["folds"], P["seed"], ds.class_names)
     return folds.subset(df, P.get("limit", 0), P["seed"]).fold.to_numpy()
 
