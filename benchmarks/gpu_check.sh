@@ -14,7 +14,8 @@
 # BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "head" for it with the base frozen (a head warm-up epoch), "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
 # FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), FULL_SPEEDS (a throughput.py CSV
 # for the plan-vs-run table; default docs/speeds/h100-2026-11-27.csv), EPOCH_MODELS, EPOCH_S,
-# PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages).
+# PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages), CELLCLF_RUNS (run folders;
+# default runs/). tests/test_gpu_check.py rehearses `full` and `bench` on a CPU under JAX.
 set -uo pipefail
 PART=${1:-all}
 case "$PART" in all|bench|series|full|epoch) ;; *) echo "usage: gpu_check.sh [all|bench|series|full|epoch]"; exit 2;; esac
@@ -30,6 +31,7 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD KERAS_BACKEND=jax PYTHONUNBUFF
 # JAX takes 75% of the card at start otherwise, and timm/torch shares the card in this script
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 export CELLCLF_COMPILE_CACHE=${CELLCLF_COMPILE_CACHE:-/tmp/xla-cache}
+RUNS=${CELLCLF_RUNS:-runs}  # where `cellclf run` puts its run folders (tests point it elsewhere)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | tee "$OUT/device.txt"
 $PY -c "import jax, keras, sys; print('python', sys.version.split()[0], 'jax', jax.__version__, 'keras', keras.__version__, jax.devices())" | tee -a "$OUT/device.txt"
 
@@ -58,8 +60,8 @@ timeout "${SERIES_S:-200}" $PY -m cellclf_utils.cli run --profile full --only 03
   --classes herlev3 --run-id gpu-03 --log-output -p weights none ${SERIES_ARGS:-} 2>&1 | quiet \
   | grep -v -e '^Epoch ' -e 'step - ' | tail -40
 echo "series wall: $(( $(date +%s) - t1 )) s"
-for f in runs/gpu-03/03_xception/fold*/done.json; do echo "$f: $(cat "$f")"; done 2>/dev/null
-tar czf "$OUT/gpu-03.tgz" --exclude='*.weights.h5' runs/gpu-03 2>/dev/null
+for f in "$RUNS"/gpu-03/03_xception/fold*/done.json; do echo "$f: $(cat "$f")"; done 2>/dev/null
+tar czf "$OUT/gpu-03.tgz" --exclude='*.weights.h5' -C "$RUNS" gpu-03 2>/dev/null
 fi
 if [ "$PART" = full ]; then
 # weights none: the device has no internet for ImageNet weights; the time per step is the same
@@ -76,8 +78,8 @@ echo "full series, this call: $(( $(date +%s) - t2 )) s"
 # the plan beside what the run recorded so far: epochs, fold seconds, each stage's wall time
 # (metrics.json), at the H100 speeds measured earlier unless FULL_SPEEDS names other ones
 $PY -m cellclf_utils.cli plan --profile full --data "$FULL_DATA" --classes herlev3 -p weights none ${FULL_ARGS:-} \
-  --speeds "${FULL_SPEEDS:-docs/speeds/h100-2026-11-27.csv}" --against runs/gpu-full 2>&1 | quiet | tee "$OUT/plan_vs_run.txt"
-tar czf "$OUT/gpu-full.tgz" --exclude='*.weights.h5' --exclude='*.npz' runs/gpu-full 2>/dev/null
+  --speeds "${FULL_SPEEDS:-docs/speeds/h100-2026-11-27.csv}" --against "$RUNS/gpu-full" 2>&1 | quiet | tee "$OUT/plan_vs_run.txt"
+tar czf "$OUT/gpu-full.tgz" --exclude='*.weights.h5' --exclude='*.npz' -C "$RUNS" gpu-full 2>/dev/null
 fi
 [ -f "$OUT/throughput.csv" ] && { echo; $PY benchmarks/throughput.py --table "$OUT/throughput.csv"; }
 exit 0

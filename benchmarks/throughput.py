@@ -15,8 +15,9 @@
   predict   forward only: the project's model through predict.predict_proba (how validation
             and test images are scored), for `cellclf plan --speeds`
 
-`baseline` (stage 02's small CNN) is a model name too, for project, stage and predict (it has
-no base to freeze, so no head row).
+`baseline` (stage 02's small CNN) is a model name too, for project, streamed, stage, mixed and
+predict (it has no base to freeze, so no head row, and no naive or timm twin). A variant that is
+not measured for a model is named on a `skipped:` line, with the reason.
 
 Random images (never zeros). Images/s is measured after warm-up, from the host clock after a
 device sync; compile seconds are XLA's (JAX) or the first epoch's extra time. peak GiB is the
@@ -205,6 +206,17 @@ def timm_torch(name: str, size: int, bs: int, steps: int) -> dict:
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
 
 
+def skipped(name: str, variant: str, stage_models: list[str]) -> str | None:
+    """Return why ``variant`` is not measured for model ``name``, or None when it is."""
+    if variant in ("stage", "mixed", "head") and name not in stage_models:
+        return "not in --stage-models (each stage variant is one more compile)"
+    if name == "baseline" and variant == "head":
+        return "stage 02's CNN has no base to freeze, so no head warm-up"
+    if name == "baseline" and variant in ("naive", "timm"):
+        return "stage 02's CNN is not in keras.applications or timm"
+    return None
+
+
 def jax_peak_gib() -> float | None:
     """Return the first JAX device's peak memory in use since the process began, in GiB (None
     where the device keeps no statistics, as on a CPU)."""
@@ -246,10 +258,10 @@ def main() -> None:
         name, size = item.split("@")
         size = int(size)
         for variant in a.variants:
-            if variant in ("stage", "mixed", "head") and name not in a.stage_models:
+            reason = skipped(name, variant, a.stage_models)
+            if reason:
+                print(f"skipped: {variant} for {item}: {reason}", flush=True)
                 continue
-            if variant == "head" and name == "baseline":
-                continue  # no base to freeze: stage 02 has no head warm-up
             t = time.perf_counter()
             dtype = "bf16 autocast" if variant == "timm" else keras.mixed_precision.global_policy().name
             try:
