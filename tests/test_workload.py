@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cellclf_utils import cli, train, workload
-from tests.test_train import _params, _toy
+from test_train import _params, _toy
 
 
 def test_counts_are_the_images_cross_validation_feeds(tmp_path, monkeypatch):
