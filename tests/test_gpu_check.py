@@ -22,7 +22,9 @@ FULL_ARGS = "--only 02,06,07 -p image_size 32 -p epochs 1 -p folds 2 -p limit 8 
 def device_env(tmp_path_factory):
     pytest.importorskip("jax")
     tmp = tmp_path_factory.mktemp("gpu_check")
+    # bf16, as the card picks by itself (precision.auto)
     return {**os.environ, "SKIP_INSTALL": "1", "PY": sys.executable, "JAX_PLATFORMS": "cpu",
+            "CELLCLF_PRECISION": "mixed_bfloat16",
             "CELLCLF_RUNS": str(tmp / "runs"), "CELLCLF_CACHE": str(tmp / "cache"),
             "CELLCLF_COMPILE_CACHE": str(tmp / "xla"), "CELLCLF_ROOT": str(ROOT)}, tmp
 
@@ -69,6 +71,8 @@ def test_bench_measures_and_names_what_it_skips(device_env):
     rows = {r["variant"]: r for r in csv.DictReader(open(out / "throughput.csv"))}
     assert float(rows["project"]["img_s"]) > 0 and float(rows["predict"]["img_s"]) > 0
     assert set(rows) == {"project", "predict"}
+    # every row in bf16: clear_session() between rows resets Keras' policy, the script sets it again
+    assert {r["precision"] for r in rows.values()} == {"mixed_bfloat16"}
     assert "skipped: naive for baseline@32: stage 02's CNN is not in keras.applications or timm" in log
     assert "skipped: timm for baseline@32" in log  # its own process, before the Keras ones
     assert "skipped: head for baseline@32: stage 02's CNN has no base to freeze" in log
