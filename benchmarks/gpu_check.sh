@@ -13,9 +13,9 @@
 # the still-warm machine continues where the first one's time limit stopped it). Knobs: BENCH_ARGS,
 # BENCH_MODELS (default "xception@299 vgg16@224 inception_resnet_v2@299"), BENCH_VARIANTS (default "project naive"; add "streamed" for host-fed batches instead of resident images, "stage" for the fine-tuning stage's own model, "mixed" for it with MixUp/CutMix, "head" for it with the base frozen (a head warm-up epoch), "predict" for forward-only speed), SERIES_ARGS, TIMM_S, BENCH_S (per model), SERIES_S, FULL_ARGS, FULL_S,
 # FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), FULL_SPEEDS (a throughput.py CSV
-# for the plan-vs-run table; default docs/speeds/h100-2026-11-27.csv), EPOCH_MODELS, EPOCH_S,
+# for the plan-vs-run table; default docs/speeds/h100-2026-11-27.csv), EPOCH_MODELS, EPOCH_ARGS, EPOCH_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages), CELLCLF_RUNS (run folders;
-# default runs/). tests/test_gpu_check.py rehearses `full` and `bench` on a CPU under JAX.
+# default runs/). tests/test_gpu_check.py rehearses `full`, `bench` and `epoch` on a CPU under JAX.
 set -uo pipefail
 PART=${1:-all}
 case "$PART" in all|bench|series|full|epoch) ;; *) echo "usage: gpu_check.sh [all|bench|series|full|epoch]"; exit 2;; esac
@@ -51,7 +51,7 @@ fi
 if [ "$PART" = epoch ]; then
 # a stage epoch beyond its steps (validation scoring, best-weights copy) at a Herlev fold's size
 timeout "${EPOCH_S:-420}" $PY benchmarks/epoch_overhead.py --models ${EPOCH_MODELS:-baseline@128 xception@299 inception_resnet_v2@299} \
-  --train 576 --val 160 --batch-size 32 2>&1 | quiet | tee "$OUT/epoch_overhead.md"
+  --train 576 --val 160 --batch-size 32 ${EPOCH_ARGS:-} 2>&1 | quiet | tee "$OUT/epoch_overhead.md"
 fi
 
 if [ "$PART" = all ] || [ "$PART" = series ]; then

@@ -76,3 +76,15 @@ def test_bench_measures_and_names_what_it_skips(device_env):
     assert "skipped: naive for baseline@32: stage 02's CNN is not in keras.applications or timm" in log
     assert "skipped: timm for baseline@32" in log  # its own process, before the Keras ones
     assert "skipped: head for baseline@32: stage 02's CNN has no base to freeze" in log
+
+
+def test_epoch_times_a_stage_epoch(device_env):
+    env, tmp = device_env
+    out = tmp / "epoch"
+    _check("epoch", env, out, EPOCH_MODELS="baseline@32",
+           EPOCH_ARGS="--train 32 --val 16 --batch-size 8 --epochs 1 2")
+    row = [line for line in (out / "epoch_overhead.md").read_text().splitlines() if line.startswith("| baseline@32 |")]
+    assert len(row) == 1, (out / "epoch_overhead.md").read_text()
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    # steps per epoch, then seconds: bare fit, stage fit, validation predict, rest, model.predict, two copies
+    assert cells[2] == "4" and all(c.endswith(" s") and float(c[:-2]) == float(c[:-2]) for c in cells[3:])
