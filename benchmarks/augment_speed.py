@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from cellclf_utils import augment
+from cellclf_utils.model import augment
 
 
 def keras_layers(preset: str, seed: int = 0) -> keras.Sequential:

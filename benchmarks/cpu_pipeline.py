@@ -37,7 +37,8 @@ def main() -> None:
     a = ap.parse_args()
 
     import keras
-    from cellclf_utils import backbones, data, models, synth
+    from cellclf_utils.model import backbones, cnn as models
+    from cellclf_utils.data import dataset as data, synth
 
     tmp = Path(tempfile.mkdtemp())
     os.environ["CELLCLF_CACHE"] = str(tmp / "cache")
@@ -52,7 +53,7 @@ def main() -> None:
     _, dt2 = _timed(lambda: ds.images(96, progress=False))
     rows.append((f"load + check {len(ds.items)} images (cold cache)", f"{dt:.1f} s", ""))
     rows.append((f"resize {len(ds.items)} images to 96 px (cold cache)", f"{dt2:.1f} s", ""))
-    from cellclf_utils import cache
+    from cellclf_utils.data import cache
     cache._hash_memo.clear()
     _, dt3 = _timed(lambda: data.load_dataset(source, progress=False).images(96, progress=False))
     rows.append((f"load + images @96 px again (warm cache)", f"{dt3:.1f} s", ""))

@@ -68,7 +68,7 @@ def timed(f) -> float:
 
 def build(name: str, size: int):
     """Return the baseline CNN or a backbone (random weights, every layer trainable), 3 classes."""
-    from cellclf_utils import backbones, models
+    from cellclf_utils.model import backbones, cnn as models
     if name == "baseline":
         return models.baseline_cnn(size, 3)
     return backbones.build(name, size, 3, weights="none", unfreeze_from="all")
@@ -78,14 +78,16 @@ def weight_copies(model) -> dict:
     """Return the seconds of keeping the best epoch's weights once: what BestEpoch did until
     2026-11-28 (every variable to numpy) and what it does now (a copy where the weights live),
     synchronised so an accelerator's asynchronous copy is counted in full."""
-    from cellclf_utils import train
+    from cellclf_utils.train import cross_validation as train
     return {"to_host_s": round(timed(lambda: [w.copy() for w in model.get_weights()]), 4),
             "on_device_s": round(timed(lambda: _synchronised(train._snapshot(model))), 4)}
 
 
 def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tuple[int, int]) -> dict:
     import keras
-    from cellclf_utils import predict, resident, train
+    from cellclf_utils.model import tta as predict
+    from cellclf_utils.train.device import resident
+    from cellclf_utils.train import cross_validation as train
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n_train + n_val, size, size, 3), dtype=np.uint8)

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras
 import numpy as np
 
-from cellclf_utils import backbones, memory, precision
+from cellclf_utils.model import backbones
+from cellclf_utils.train.device import memory, precision
 
 
 def main(name: str, size: int, batch: int) -> None:

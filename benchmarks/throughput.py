@@ -24,7 +24,7 @@ device sync; compile seconds are XLA's (JAX) or the first epoch's extra time. pe
 accelerator's peak memory in use: torch's for its own measurement; JAX's since the process
 began (JAX cannot reset it), so the first row of a process is that row's own (gpu_check.sh runs
 one process per model, `project` first); empty on a CPU. estimate GiB is what `-p batch_size 0`
-goes by (cellclf_utils.memory), to hold against the peak.
+goes by (cellclf_utils.train.device.memory), to hold against the peak.
 
 usage: KERAS_BACKEND=jax python benchmarks/throughput.py [--models xception@299 vgg16@224 ...]
        [--batch-size 64] [--steps 20] [--variants project streamed stage mixed head naive timm predict] [--csv out.csv]
@@ -63,8 +63,9 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
     ``resident_images`` False: batches streamed from the host instead; ``frozen_base``: the
     base frozen as in a head warm-up)."""
     import keras
-    from cellclf_utils import compile_cache, memory, mixing, resident
-    from cellclf_utils.schedules import make_optimizer
+    from cellclf_utils.train.device import compile_cache, memory, resident
+    from cellclf_utils.model import mixing
+    from cellclf_utils.train.schedules import make_optimizer
 
     model = _model(name, size, stage)
     if frozen_base:  # as train._set_base_frozen: the head alone trains
@@ -105,7 +106,7 @@ def _model(name: str, size: int, stage: bool):
     """Return the network a stage trains: a backbone with every layer trainable, or with
     ``stage`` its default freeze policy and `seed` augmentation; `baseline` is stage 02's CNN
     (`basic` augmentation with ``stage``)."""
-    from cellclf_utils import augment, backbones, models
+    from cellclf_utils.model import augment, backbones, cnn as models
     if name == "baseline":
         return models.baseline_cnn(size, N_CLASSES, augment_preset="basic" if stage else "none")
     return backbones.build(name, size, N_CLASSES, weights="none", unfreeze_from=None if stage else "all",
@@ -114,7 +115,7 @@ def _model(name: str, size: int, stage: bool):
 
 def keras_predict(name: str, size: int, bs: int, steps: int) -> dict:
     """Return forward-only images/s of the project's model, as stages score images."""
-    from cellclf_utils import predict
+    from cellclf_utils.model import tta as predict
 
     model = _model(name, size, stage=False)
     x, _ = _data(bs * steps, size)
@@ -133,7 +134,7 @@ def keras_predict(name: str, size: int, bs: int, steps: int) -> dict:
 def keras_naive(name: str, size: int, bs: int, steps: int) -> dict:
     """Return images/s of a plain keras.applications model fed float32 numpy batches."""
     import keras
-    from cellclf_utils import backbones
+    from cellclf_utils.model import backbones
 
     spec = backbones.get(name)
     base = getattr(keras.applications, spec.constructor)(include_top=False, weights=None,
@@ -246,7 +247,7 @@ def main() -> None:
         return
 
     import keras
-    from cellclf_utils import compile_cache, precision
+    from cellclf_utils.train.device import compile_cache, precision
 
     policy = precision.auto()
     compile_cache.enable(tempfile.mkdtemp(prefix="xla-"))  # fresh: every compile is counted

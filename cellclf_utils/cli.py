@@ -12,7 +12,7 @@ def _param_value(text: str):
 
 
 def _cmd_synth(a) -> int:
-    from . import synth
+    from .data import synth
     from pathlib import Path
     out = Path(a.out)
     if a.if_missing and out.exists() and any(out.iterdir()):
@@ -25,12 +25,13 @@ def _cmd_synth(a) -> int:
 
 
 def _cmd_check(a) -> int:
-    from . import data
+    from .data import dataset as data
     ds = data.load_dataset(a.dir, a.classes, on_bad_image="skip")  # loaded once for both checks
     rep = data.describe(ds)
     qrep = None
     if not a.no_quality or a.report:
-        from . import quality, quality_report
+        from .quality import checks as quality
+        from .report import quality_page as quality_report
         qrep = quality.build(ds)
         if a.report:
             html_path = quality_report.write_html(qrep, a.report)
@@ -64,7 +65,7 @@ def _cmd_check(a) -> int:
 
 
 def _cmd_split(a) -> int:
-    from . import split
+    from .folds import split
     rep = split.split(a.dir, a.out, a.test_fraction, a.seed, progress=not a.quiet)
     print(f"{rep['out']}: {rep['train']} training images, {rep['test']} hidden test images "
           f"(test_labels.csv kept aside for scoring); {rep['duplicate_groups']} near-duplicate group(s), "
@@ -93,19 +94,19 @@ def _print_fetched(summary: dict) -> None:
 
 
 def _cmd_fetch(a) -> int:
-    from . import fetch
+    from .data import fetch
     _print_fetched(fetch.fetch(a.name, a.dir, url=a.url, lock=a.lock, progress=not a.quiet))
     return 0
 
 
 def _cmd_import(a) -> int:
-    from . import fetch
+    from .data import fetch
     _print_fetched(fetch.install(a.name, a.archives, a.dir))
     return 0
 
 
 def _cmd_run(a) -> int:
-    from . import runner
+    from .run import runner
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
     if a.log_output:
         # papermill streams cell output through its logger at INFO, which is silent unless configured
@@ -124,7 +125,7 @@ def _cmd_run(a) -> int:
 
 def _cmd_report(a) -> int:
     from pathlib import Path
-    from . import report
+    from .report import index as report
     run_dir = Path(a.run_dir)
     if not run_dir.is_dir():
         print(f"cellclf report: {run_dir} is not a run folder", file=sys.stderr)
@@ -136,8 +137,8 @@ def _cmd_report(a) -> int:
 def _cmd_plan(a) -> int:
     from pathlib import Path
     import pandas as pd
-    from . import workload
-    from .runner import RunError
+    from .run import plan as workload
+    from .run.runner import RunError
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
     try:
         params = workload.stage_parameters(a.profile, a.data, a.classes, overrides, a.only)
@@ -181,7 +182,7 @@ def _cmd_plan(a) -> int:
 
 
 def _cmd_params(a) -> int:
-    from . import params
+    from .config import params
     print(params.describe(a.stage))
     return 0
 
@@ -222,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--quiet", action="store_true")
     sp.set_defaults(func=_cmd_split)
-    from .public_sets import SETS  # stdlib only: cheap enough for the parser
-    from .fetch import DEFAULT_LOCK
+    from .data.public_sets import SETS  # stdlib only: cheap enough for the parser
+    from .data.fetch import DEFAULT_LOCK
     fe = dsub.add_parser("fetch", help="download a public cell-image set (checksum, lock file, safe unpacking) "
                                        "into DIR/<class>/<image>")
     fe.add_argument("name", choices=list(SETS))

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from skimage.color import rgb2hed, rgb_from_hed
 
-from cellclf_utils import augment
-from cellclf_utils.augment import HEDJitter
+from cellclf_utils.model import augment
+from cellclf_utils.model.augment import HEDJitter
 from conftest import run_under_jax
 
 ACTIVE = [p for p in augment.PRESETS if p != "none"]
@@ -45,7 +45,7 @@ def test_presets_keep_shape_and_range_and_are_identity_at_inference(preset):
 JAX_PRESETS = """
 import numpy as np, keras
 assert keras.backend.backend() == "jax"
-from cellclf_utils import augment
+from cellclf_utils.model import augment
 from tests.test_augment import ACTIVE, _cells, _check_preset
 x = _cells(4, 16)
 y = np.arange(4) % 2

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from cellclf_utils import backbones as bb
+from cellclf_utils.model import backbones as bb
 from conftest import ROOT, shared_or_skip
 
 _BUILT = {}
@@ -249,7 +249,7 @@ def test_missing_or_broken_weights_file_names_it(tmp_path):
 @pytest.mark.skipif(os.environ.get("CELLCLF_JAX_TESTS") != "1",
                     reason="set CELLCLF_JAX_TESTS=1: building and jit-compiling under JAX takes 1-2 min on CPU")
 def test_builds_and_trains_under_jax():
-    script = ("import numpy as np, keras; from cellclf_utils import backbones as bb; "
+    script = ("import numpy as np, keras; from cellclf_utils.model import backbones as bb; "
               "m = bb.build('mobilenet_v2', 32, 3); m.compile('sgd', 'sparse_categorical_crossentropy'); "
               "x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype('float32'); "
               "loss = float(m.train_on_batch(x, np.array([0, 1]))); "

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cellclf_utils import classical
+from cellclf_utils.shallow import classical
 
 
 def _images(n, size=32, seed=0):

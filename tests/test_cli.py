@@ -75,7 +75,7 @@ def test_a_dead_kernel_names_the_stage_and_how_to_resume(tmp_path, monkeypatch):
     command, not papermill's bare 'Kernel died'."""
     import nbformat as nbf
     import pytest
-    from cellclf_utils import runner
+    from cellclf_utils.run import runner
 
     root = tmp_path / "project"
     (root / "notebooks" / "profiles").mkdir(parents=True)

@@ -3,13 +3,14 @@ import os
 
 import pytest
 
-from cellclf_utils import compile_cache
+from cellclf_utils.train.device import compile_cache
 from conftest import run_under_jax
 
 # two folds of a two-phase fine-tune (head warm-up, then the whole model) under JAX
 SCRIPT = r"""
 import sys, numpy as np, keras
-from cellclf_utils import compile_cache, train
+from cellclf_utils.train.device import compile_cache
+from cellclf_utils.train import cross_validation as train
 compile_cache.enable(sys.argv[1], min_compile_s=0)  # cache even the toy model's quick compiles
 rng = np.random.default_rng(0)
 y = np.arange(40) % 2

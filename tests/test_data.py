@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cellclf_utils import cache, classes, data, images
+from cellclf_utils.data import cache, classes, dataset as data, images
 from conftest import blob_image, write_image
 
 

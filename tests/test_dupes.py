@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import dupes, synth
-from cellclf_utils.images import read_image
+from cellclf_utils.folds import dupes
+from cellclf_utils.data import synth
+from cellclf_utils.data.images import read_image
 
 
 def _load(root):

@@ -22,7 +22,7 @@ def _run(args, env, timeout=900):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A 3-class synthetic set: 14 training images per class at 48 px, 4 test images per class."""
-    from cellclf_utils import synth
+    from cellclf_utils.data import synth
     out = tmp_path_factory.mktemp("tiny") / "synth"
     synth.generate(out, seed=1, size=48, n_train_per_class=14, n_test_per_class=4, progress=False)
     return out
@@ -209,7 +209,7 @@ def test_fine_tuning_stage_runs_under_another_backend(tiny, env, tmp_path, backe
 
 def test_a_dataset_without_test_images_skips_pseudo_labelling_and_the_series_goes_on(env, tmp_path):
     """Herlev as shipped has no test/ folder: 06 must say why it has nothing to do, not stop the run."""
-    from cellclf_utils import synth
+    from cellclf_utils.data import synth
     notest = tmp_path / "notest"
     synth.generate(notest, seed=2, size=48, n_train_per_class=10, n_test_per_class=0, progress=False)
     assert not (notest / "test").exists()

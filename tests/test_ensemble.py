@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import ensemble
+from cellclf_utils.predict import ensemble
 
 
 def _probs(logits):

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cellclf_utils import cli, fetch, public_sets
+from cellclf_utils import cli
+from cellclf_utils.data import fetch, public_sets
 from test_public_sets import herlev_tree, leftovers, zip_tree
 
 

@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import data, folds
+from cellclf_utils.data import dataset as data
+from cellclf_utils.folds import kfold as folds
 
 
 def test_groups_stay_together_and_classes_are_stratified():

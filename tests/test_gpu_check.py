@@ -38,7 +38,7 @@ def _check(part: str, env: dict, out: Path, **knobs) -> str:
 
 
 def test_full_runs_the_series_then_resumes_it(device_env):
-    from cellclf_utils import split
+    from cellclf_utils.folds import split
     env, tmp = device_env
     herlev = shared_or_skip("data", "herlev")
     data = tmp / "herlev-split"  # as prepared for the device: a held-out test/ for pseudo-labelling

@@ -5,7 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from cellclf_utils import gradcam, models, plots
+from cellclf_utils.predict import gradcam
+from cellclf_utils.model import cnn as models
+from cellclf_utils.report import plots
 from conftest import run_under
 
 
@@ -122,7 +124,8 @@ import sys
 import numpy as np, keras
 assert keras.backend.backend() == sys.argv[1]
 from tests.test_gradcam import red_detector, red_corner
-from cellclf_utils import gradcam, models
+from cellclf_utils.predict import gradcam
+from cellclf_utils.model import cnn as models
 m = gradcam.heatmaps(red_detector(), red_corner(), [1])[0]
 keras.utils.set_random_seed(0)
 cnn = models.baseline_cnn(32, 3, augment_preset="seed")

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cellclf_utils import images
+from cellclf_utils.data import images
 
 
 def _png(img):

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run8(tmp_path_factory):
     """The smoke series on 8 classes x 14 training images (48 px), 3 test images per class."""
-    from cellclf_utils import synth
+    from cellclf_utils.data import synth
     base = tmp_path_factory.mktemp("many")
     data = base / "synth8"
     summary = synth.generate(data, seed=3, size=48, n_train_per_class=14, n_test_per_class=3, n_classes=N_CLASSES,
@@ -38,7 +38,7 @@ def run8(tmp_path_factory):
 
 
 def _stages():
-    from cellclf_utils import runner
+    from cellclf_utils.run import runner
     return [nb.stem for nb in runner.notebooks(ROOT)]
 
 

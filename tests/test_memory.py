@@ -2,7 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from cellclf_utils import memory, train
+from cellclf_utils.train.device import memory
+from cellclf_utils.train import cross_validation as train
 
 GIB = 2 ** 30
 

@@ -2,14 +2,14 @@ import keras
 import numpy as np
 import pytest
 
-from cellclf_utils import mixing
+from cellclf_utils.model import mixing
 from conftest import run_under_jax
 
 # Two classes whose images are all 0 (class 0) or all 255 (class 1): after mixing, an
 # image's mean pixel / 255 must equal its label's class-1 share, whatever the draw was.
 CHECK = """
 import numpy as np
-from cellclf_utils import mixing
+from cellclf_utils.model import mixing
 
 def batch(n=16, size=12):
     y = np.arange(n) % 2

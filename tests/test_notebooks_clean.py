@@ -33,7 +33,7 @@ def test_notebook_is_clean(nb):
 
 
 def test_package_never_uses_tf_keras():
-    for py in (ROOT / "cellclf_utils").glob("*.py"):
+    for py in (ROOT / "cellclf_utils").rglob("*.py"):
         text = py.read_text(encoding="utf-8")
         if py.name == "gradcam.py":
             # Keras 3 has no backend-neutral gradient: Grad-CAM's _gradient dispatches to each
@@ -49,13 +49,13 @@ def test_package_never_uses_tf_keras():
 def test_parameters_cell_matches_the_schema(nb):
     """papermill must see every parameter the stage validates (a comment with '=' hides one)."""
     import papermill as pm
-    from cellclf_utils import params
+    from cellclf_utils.config import params
     declared = set(pm.inspect_notebook(str(nb)))
     assert declared == set(params.STAGE_PARAMS[nb.stem])
 
 
 def test_profiles_only_name_known_parameters():
-    from cellclf_utils import params
+    from cellclf_utils.config import params
     import yaml
     for prof in (ROOT / "notebooks" / "profiles").glob("*.yaml"):
         prof_params = yaml.safe_load(prof.read_text())

@@ -1,6 +1,6 @@
 import pytest
 
-from cellclf_utils import params
+from cellclf_utils.config import params
 
 
 def _base(stage="02_baseline_cnn", **kw):

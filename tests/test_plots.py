@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from cellclf_utils import plots
+from cellclf_utils.report import plots
 
 
 @pytest.fixture(autouse=True)

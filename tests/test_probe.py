@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from cellclf_utils import backbones as bb
-from cellclf_utils import classical, probe
-from cellclf_utils.predict import dihedral
+from cellclf_utils.model import backbones as bb
+from cellclf_utils.shallow import classical, probe
+from cellclf_utils.model.tta import dihedral
 from conftest import run_under_jax, shared_or_skip
 
 
@@ -76,7 +76,7 @@ def test_model_name_says_backbone_weights_size_and_classifier():
 
 _REFERENCE = """
 import sys, numpy as np, keras
-from cellclf_utils import probe
+from cellclf_utils.shallow import probe
 x = np.random.default_rng(1).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
 print(probe.featurizer("mobilenet_v2", 96, sys.argv[1], batch_size=2)(x).round(5).tolist())
 """
@@ -155,7 +155,7 @@ def _separable(n, n_classes):
 def test_probe_head_computes_the_fitted_probe_exactly(n_classes):
     """LP-FT: the softmax layer set from a probe gives the scikit-learn pipeline's probabilities
     (standardisation folded into the weights), for three classes and for two (one sklearn logit)."""
-    from cellclf_utils import predict
+    from cellclf_utils.model import tta as predict
     model = _finetune_model(n_classes)
     x, y = _separable(30, n_classes)
     before = predict.predict_proba(model, x, 8)
@@ -174,14 +174,15 @@ def test_probe_head_never_predicts_a_class_absent_from_training():
     x, y = _separable(30, 3)
     keep = y != 1
     probe.fit_head(model, probe.pooled_features(model), x[keep], y[keep], 3, batch_size=8)
-    from cellclf_utils import predict
+    from cellclf_utils.model import tta as predict
     p = predict.predict_proba(model, x, 8)
     assert p[:, 1].max() < 1e-6 and (p.argmax(1) != 1).all()
 
 
 _LPFT_UNDER_JAX = """
 import numpy as np, keras
-from cellclf_utils import backbones, classical, predict, probe
+from cellclf_utils.model import backbones, tta as predict
+from cellclf_utils.shallow import classical, probe
 from test_probe import _separable
 keras.utils.set_random_seed(0)
 model = backbones.build("resnet50", 32, 3, weights="none", unfreeze_from="all", freeze_bn=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import pseudo, train
+from cellclf_utils.train import pseudo, cross_validation as train
 
 
 def test_select_keeps_confident_images_and_caps_each_class():

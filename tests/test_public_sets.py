@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cellclf_utils import classes, cli, data, fetch, public_sets
+from cellclf_utils.data import classes, dataset as data, fetch, public_sets
+from cellclf_utils import cli
 
 HERLEV = public_sets.SETS["herlev"].classes
 SIPAKMED = public_sets.SETS["sipakmed"].classes

@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import cli, quality, quality_report, synth
-from cellclf_utils.images import read_image
+from cellclf_utils import cli
+from cellclf_utils.quality import checks as quality
+from cellclf_utils.report import quality_page as quality_report
+from cellclf_utils.data import synth
+from cellclf_utils.data.images import read_image
 from conftest import write_image
 
 GREEN = "alpha/green_cell.png"              # a purple cell re-stained green: a colour outlier

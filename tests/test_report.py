@@ -12,7 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from cellclf_utils import report
+from cellclf_utils.report import index as report
 
 CODE = "marker_source_line = 41\nprint(marker_source_line + 1)"
 OUTPUT = "visible_output_text 42"

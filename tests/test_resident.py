@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cellclf_utils import resident, train
+from cellclf_utils.train.device import resident
+from cellclf_utils.train import cross_validation as train
 from conftest import run_under_jax
 from test_train import _params, _toy
 
@@ -9,7 +10,8 @@ from test_train import _params, _toy
 # exactly like fitting the images: same shuffling, same batches, same weights.
 SAME = """
 import keras, numpy as np
-from cellclf_utils import mixing, resident
+from cellclf_utils.model import mixing
+from cellclf_utils.train.device import resident
 
 def classifier():
     keras.utils.set_random_seed(0)

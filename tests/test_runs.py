@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import runs
+from cellclf_utils.run import stage as runs
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):

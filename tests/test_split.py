@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from cellclf_utils import data, folds, split, synth
+from cellclf_utils.data import dataset as data, synth
+from cellclf_utils.folds import kfold as folds, split
 from cellclf_utils.cli import main
 
 

@@ -3,7 +3,9 @@ import keras
 import numpy as np
 import pytest
 
-from cellclf_utils import params, precision, stages
+from cellclf_utils.config import params
+from cellclf_utils.train.device import precision
+from cellclf_utils.run import stages
 
 
 def _P(**kw):

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cellclf_utils import synth
-from cellclf_utils.images import read_image
+from cellclf_utils.data import synth
+from cellclf_utils.data.images import read_image
 
 SMALL = dict(size=48, n_train_per_class=12, n_test_per_class=4, progress=False)
 

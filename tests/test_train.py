@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from cellclf_utils import mixing, models, predict, resident, schedules, train
+from cellclf_utils.model import mixing, cnn as models, tta as predict
+from cellclf_utils.train.device import resident
+from cellclf_utils.train import schedules, cross_validation as train
 from conftest import run_under, run_under_jax
 
 
@@ -139,7 +141,7 @@ def test_patience_applies_to_fine_tuning_not_the_head_warm_up(tmp_path):
 
 
 def test_patience_needs_a_score_to_watch_and_keeps_old_signatures(tmp_path):
-    from cellclf_utils.params import ParameterError
+    from cellclf_utils.config.params import ParameterError
     x, y = _toy(24)
     with pytest.raises(ParameterError, match="'patience'.*monitor is 'last'"):
         train.cross_validate(_frozen_score_model, x, y, (np.arange(24) // 2) % 2, None,
@@ -152,7 +154,7 @@ def test_patience_needs_a_score_to_watch_and_keeps_old_signatures(tmp_path):
 
 BEST_WEIGHTS = """
 import json, numpy as np, keras
-from cellclf_utils import train
+from cellclf_utils.train import cross_validation as train
 from test_train import _toy
 keras.utils.set_random_seed(0)
 x, y = _toy(32)  # labels alternate 0, 1, ...
@@ -209,7 +211,8 @@ def test_baseline_architecture_is_the_writeups():
 JAX_STEP = """
 import os, numpy as np
 os.environ["KERAS_BACKEND"] = "jax"
-from cellclf_utils import models, schedules
+from cellclf_utils.model import cnn as models
+from cellclf_utils.train import schedules
 import keras
 assert keras.backend.backend() == "jax"
 x = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3)).astype(np.uint8)
@@ -228,7 +231,7 @@ def test_baseline_trains_under_jax():
 
 TWO_PHASES = """
 import numpy as np, keras, pytest
-from cellclf_utils import train
+from cellclf_utils.train import cross_validation as train
 from tests.test_train import _params, _toy
 
 def two_phases(tmp_path):
@@ -402,7 +405,8 @@ def test_padded_prediction_equals_plain_prediction():
 def test_probe_head_init_starts_each_fold_from_its_own_probe(tmp_path, monkeypatch):
     """head_init=probe: before any training step each fold's head is the probe fitted on that
     fold's training images only (never its validation images); default params keep old signatures."""
-    from cellclf_utils import backbones, probe
+    from cellclf_utils.model import backbones
+    from cellclf_utils.shallow import probe
     keras = train.keras
     keras.utils.set_random_seed(0)
     model = backbones.build("mobilenet_v2", 32, 2, weights="none", unfreeze_from="none")

@@ -5,7 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from cellclf_utils import cli, train, workload
+from cellclf_utils import cli
+from cellclf_utils.train import cross_validation as train
+from cellclf_utils.run import plan as workload
 from test_train import _params, _toy
 
 
@@ -69,7 +71,8 @@ def test_plan_follows_the_profile_and_the_command_line(small_dataset):
 def test_plan_against_a_run_uses_that_runs_folds(small_dataset, tmp_path, capsys):
     """A run keeps near-duplicates in one fold, so its folds can be uneven: the plan counts the
     run's own folds.csv where it matches the data, and draws its own where it does not."""
-    from cellclf_utils import data, folds
+    from cellclf_utils.data import dataset as data
+    from cellclf_utils.folds import kfold as folds
     params = workload.stage_parameters("smoke", str(small_dataset), None, {"batch_size": 5}, "02")
     P = params["02_baseline_cnn"]
     ds = data.load_dataset(str(small_dataset), None, "error", progress=False)
@@ -213,7 +216,7 @@ def test_against_a_run_reads_what_its_folds_and_stages_recorded(small_dataset, t
     """The run's own files, written by the code that writes them in a run (runs.Stage,
     train.cross_validate): epochs and seconds per row, the stage's wall, and notes where the
     run differs from the plan, is unfinished or lacks a stage."""
-    from cellclf_utils import runs
+    from cellclf_utils.run import stage as runs
     params = workload.stage_parameters("smoke", str(small_dataset), None, {}, "02,02b,06")
     run_dir = tmp_path / "runs" / "r1"
     x, y = _toy(24)

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import data, folds
+from ..data import dataset as data
+from . import kfold as folds
 
 
 def split(src, out, test_fraction: float = 0.2, seed: int = 0, on_bad_image: str = "error",

@@ -11,8 +11,10 @@ from typing import Callable
 import keras
 import numpy as np
 
-from . import backbones, classical, memory, precision
-from .predict import outputs
+from ..model import backbones
+from . import classical
+from ..train.device import memory, precision
+from ..model.tta import outputs
 
 
 def extractor(backbone: str, image_size: int, weights: str, pooling: str = "gap") -> keras.Model:

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import images, paths
-from .runs import atomic_write
+from . import images
+from .. import paths
+from ..run.stage import atomic_write
 
 _hash_memo: dict[tuple, str] = {}
 

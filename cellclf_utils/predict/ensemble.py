@@ -212,7 +212,7 @@ def evaluate(m: Members, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndar
     """Return (table, out-of-fold probabilities by name) for every member and every combiner
     (nested CV). The table has accuracy with bootstrap CI, macro AUC, recall per class and
     McNemar's test against the best single member; best accuracy first."""
-    from . import metrics
+    from .. import metrics
     oof = {name: m.oof[i] for i, name in enumerate(m.names)}
     for name, (fit, apply) in combiners(len(m.classes)).items():
         oof[f"ensemble: {name}"] = nested(fit, apply, m.oof, m.y, m.fold)

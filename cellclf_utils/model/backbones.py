@@ -20,7 +20,7 @@ import keras
 from keras import layers, ops
 
 from . import augment as augment_lib
-from .models import POOLING
+from .cnn import POOLING
 
 # the host keras.applications downloads ImageNet weights from; tests point these elsewhere
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import cache, classes as classes_mod, images, paths
+from . import cache, classes as classes_mod, images
+from .. import paths
 
 ON_BAD_IMAGE = ("error", "skip")
 TEST_DIR = "test"

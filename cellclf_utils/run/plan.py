@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, folds, paths, runner
+from ..data import dataset as data
+from ..folds import kfold as folds
+from .. import paths
+from . import runner
 
 TTA_VIEWS = 8  # predict.predict_proba's dihedral views
 AUTO_BATCH = 32  # what batch_size 0 counts as here: the size depends on the card (memory.choose_batch_size)

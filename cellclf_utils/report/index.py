@@ -16,7 +16,7 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from .runs import METRICS, atomic_write
+from ..run.stage import METRICS, atomic_write
 
 LEADERBOARD_COLUMNS = ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc", "test_accuracy",
                        "cv_accuracy_no_tta"]

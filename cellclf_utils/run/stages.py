@@ -14,8 +14,16 @@ import pandas as pd
 
 import keras
 
-from . import (augment, backbones, data, ensemble, folds, gradcam, metrics, models, params, paths, plots, precision,
-               pseudo, runs, train)
+from ..config import params
+from ..data import dataset as data
+from ..folds import kfold as folds
+from ..model import augment, backbones, cnn as models
+from ..predict import ensemble, gradcam
+from ..report import plots
+from ..train import cross_validation as train, pseudo
+from ..train.device import precision
+from .. import metrics, paths
+from . import stage as runs
 
 
 def start(stage: str, namespace: dict) -> tuple[runs.Stage, dict]:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import paths
+from .. import paths
 
 METRICS = "metrics.json"
 _UMASK = os.umask(0)
@@ -135,7 +135,7 @@ class Stage:
         """Save ``fig`` as figures/<name>.png for the report, then show it once in the notebook."""
         import matplotlib.pyplot as plt
 
-        from . import plots
+        from ..report import plots
 
         rel = f"figures/{name}.png"
         plots.save(fig, self.dir / rel)

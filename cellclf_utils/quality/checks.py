@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import cache, dupes
+from ..data import cache
+from ..folds import dupes
 
 THUMB = 64                 # px; images are read at this size: stretched for colour features (every pixel
                            # of the file counts once, no replicated padding), padded for hashes and thumbnails
@@ -363,7 +364,7 @@ def build(ds, dup=None, cross=None, isolated: float = ISOLATION, progress: bool 
 def run(source, classes="", progress: bool = False) -> QualityReport:
     """Return the quality report of the dataset at ``source`` (unreadable files are skipped
     and listed, never raised)."""
-    from . import data
+    from ..data import dataset as data
     return build(data.load_dataset(source, classes, on_bad_image="skip", progress=progress), progress=progress)
 
 

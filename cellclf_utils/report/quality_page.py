@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .quality import KINDS, QualityReport, flagged, summary_lines
+from ..quality.checks import KINDS, QualityReport, flagged, summary_lines
 
 
 def _label(image_id: str, reason: str, width: int = 26) -> str:
@@ -184,7 +184,7 @@ def to_html(rep: QualityReport, max_rows: int = 200, max_thumbs: int = 24) -> st
 
 def write_html(rep: QualityReport, path, **kw) -> Path:
     """Write ``to_html(rep)`` to ``path`` atomically (parents created); return the path."""
-    from .runs import atomic_write
+    from ..run.stage import atomic_write
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, to_html(rep, **kw))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from . import runs
+from ..run import stage as runs
 
 FOLDS_CSV = "folds.csv"
 HASH_SIZE = 64  # images are hashed from this cached size; pHash works on 32x32 anyway

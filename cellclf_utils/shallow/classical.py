@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from tqdm import tqdm
 
-from .augment import HED_FROM_RGB
-from .predict import dihedral
+from ..model.augment import HED_FROM_RGB
+from ..model.tta import dihedral
 
 CLASSIFIERS = ("logreg", "svm", "forest")
 BINS = 16
@@ -97,7 +97,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, x_test: np
     (8x the rows) instead of the unflipped image only. It helps frozen CNN features (+2
     points on Herlev) and hurts HOG (-4 points), hence a choice (docs/results.md).
     """
-    from .train import CVResult
+    from ..train.cross_validation import CVResult
     tta = params.get("tta", False)
     n_views = 8 if tta else 1
     t0 = time.time()

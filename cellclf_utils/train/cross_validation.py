@@ -14,8 +14,12 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.class_weight import compute_class_weight
 
-from . import backbones, compile_cache, memory, metrics, mixing, predict, probe, resident, runs
-from .params import ParameterError
+from ..model import backbones, mixing, tta as predict
+from .device import compile_cache, memory, resident
+from .. import metrics
+from ..shallow import probe
+from ..run import stage as runs
+from ..config.params import ParameterError
 from .schedules import Schedule, make_optimizer
 
 # values that do not change what a fold computes, so they may differ on resume

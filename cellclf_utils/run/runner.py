@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from . import paths, runs
+from .. import paths
+from . import stage as runs
 
 KERNEL = "cellclf"
 
@@ -174,7 +175,7 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
         if not runs.is_finished(stage_dir):
             raise RunError(f"stage {nb.stem} ran to the end without writing metrics.json; "
                            f"its last cell must call st.finish(...) (see {out})")
-    from . import report
+    from ..report import index as report
     index = report.write_report(run_dir, hide_code=hide_code)
     return index
 
@@ -182,7 +183,7 @@ def run_series(profile: str = "quick", data: str | None = None, classes: str | N
 def _try_html(nb_path: Path) -> None:
     """Render a failed stage's notebook so the error can be read in a browser; never raises."""
     try:
-        from . import report
+        from ..report import index as report
         report.stage_html(nb_path)
     except Exception as e:  # the RunError being raised matters more
         print(f"(could not render {nb_path} to HTML: {e})", file=sys.stderr)
