@@ -8,7 +8,7 @@ export KERAS_BACKEND ?= tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install run test data lock clean-venv
+.PHONY: install run test test-fast lint data lock clean-venv
 
 install: $(VENV)/.installed
 
@@ -25,8 +25,17 @@ data: install
 run: data
 	$(BIN)/cellclf run --profile $(PROFILE) --data data/synth
 
-test: install
-	$(BIN)/python -m pytest -q
+# the whole suite on both cores; tests that share a series run in one worker (xdist_group)
+test: install lint
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# the unit tests only (no papermill series): the loop while editing
+test-fast: install lint
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
+
+# the package's layers (pyproject.toml, [tool.importlinter])
+lint: install
+	$(BIN)/lint-imports --no-cache
 
 # Refresh the pinned versions from the current venv (review the diff before committing).
 lock: install

@@ -37,8 +37,8 @@ def main() -> None:
     a = ap.parse_args()
 
     import keras
-    from cellclf_utils.model import backbones, cnn as models
-    from cellclf_utils.data import dataset as data, synth
+    from cellclf_utils.data import load_dataset, synth
+    from cellclf_utils.model import backbones, cnn
 
     tmp = Path(tempfile.mkdtemp())
     os.environ["CELLCLF_CACHE"] = str(tmp / "cache")
@@ -49,13 +49,13 @@ def main() -> None:
         source = tmp / "synth"
     else:
         source = Path(a.data)
-    ds, dt = _timed(lambda: data.load_dataset(source, progress=False))
+    ds, dt = _timed(lambda: load_dataset(source, progress=False))
     _, dt2 = _timed(lambda: ds.images(96, progress=False))
     rows.append((f"load + check {len(ds.items)} images (cold cache)", f"{dt:.1f} s", ""))
     rows.append((f"resize {len(ds.items)} images to 96 px (cold cache)", f"{dt2:.1f} s", ""))
     from cellclf_utils.data import cache
     cache._hash_memo.clear()
-    _, dt3 = _timed(lambda: data.load_dataset(source, progress=False).images(96, progress=False))
+    _, dt3 = _timed(lambda: load_dataset(source, progress=False).images(96, progress=False))
     rows.append((f"load + images @96 px again (warm cache)", f"{dt3:.1f} s", ""))
 
     rng = np.random.default_rng(0)
@@ -63,7 +63,7 @@ def main() -> None:
         for aug in ("none", "basic"):
             x = rng.integers(0, 255, (a.images, size, size, 3), dtype=np.uint8)
             y = rng.integers(0, 3, a.images)
-            m = models.baseline_cnn(size, 3, augment_preset=aug)
+            m = cnn.baseline_cnn(size, 3, augment_preset=aug)
             m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
             m.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)  # compile outside the clock
             _, dt = _timed(lambda: m.fit(x, y, batch_size=32, epochs=2, verbose=0))

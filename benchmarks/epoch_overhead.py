@@ -10,10 +10,10 @@ cost shows), the seconds per epoch of
   stage    train.fit_fold as a stage runs it (train.BestEpoch scoring the validation split
            every epoch and copying the weights when they improve, verbose 2)
   predict  the validation split's forward pass alone (part of `stage`'s cost), as
-           predict.predict_proba does it (one predict_on_batch per batch), and through one
+           model.tta.predict_proba does it (one predict_on_batch per batch), and through one
            model.predict call (how it was done before 2026-11-28)
   weights  keeping the best epoch's weights once: every variable to numpy (get_weights, before
-           2026-11-28) vs a copy where they live (train._snapshot, now)
+           2026-11-28) vs a copy where they live (train.callbacks.snapshot, now)
 
 each as the difference between a long and a short run (compile and set-up cancel out).
 
@@ -68,9 +68,9 @@ def timed(f) -> float:
 
 def build(name: str, size: int):
     """Return the baseline CNN or a backbone (random weights, every layer trainable), 3 classes."""
-    from cellclf_utils.model import backbones, cnn as models
+    from cellclf_utils.model import backbones, cnn
     if name == "baseline":
-        return models.baseline_cnn(size, 3)
+        return cnn.baseline_cnn(size, 3)
     return backbones.build(name, size, 3, weights="none", unfreeze_from="all")
 
 
@@ -78,16 +78,17 @@ def weight_copies(model) -> dict:
     """Return the seconds of keeping the best epoch's weights once: what BestEpoch did until
     2026-11-28 (every variable to numpy) and what it does now (a copy where the weights live),
     synchronised so an accelerator's asynchronous copy is counted in full."""
-    from cellclf_utils.train import cross_validation as train
+    from cellclf_utils.train.callbacks import snapshot
     return {"to_host_s": round(timed(lambda: [w.copy() for w in model.get_weights()]), 4),
-            "on_device_s": round(timed(lambda: _synchronised(train._snapshot(model))), 4)}
+            "on_device_s": round(timed(lambda: _synchronised(snapshot(model))), 4)}
 
 
 def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tuple[int, int]) -> dict:
     import keras
-    from cellclf_utils.model import tta as predict
+    from cellclf_utils.model import batching, tta
+    from cellclf_utils.train import fit_fold
     from cellclf_utils.train.device import resident
-    from cellclf_utils.train import cross_validation as train
+    from cellclf_utils.train.trainers import Trainers
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n_train + n_val, size, size, 3), dtype=np.uint8)
@@ -107,18 +108,18 @@ def measure(name: str, size: int, n_train: int, n_val: int, bs: int, epochs: tup
     bare_s = per_epoch(fit_bare, epochs)
 
     val = x[n_train:]
-    predict_s = timed(lambda: predict.predict_proba(model, val, bs))
+    predict_s = timed(lambda: tta.predict_proba(model, val, bs))
     copies = weight_copies(model)
-    model_predict_s = timed(lambda: model.predict(predict.pad_to_batches(val, bs), batch_size=bs, verbose=0))
+    model_predict_s = timed(lambda: model.predict(batching.pad_to_batches(val, bs), batch_size=bs, verbose=0))
 
     P = {"seed": 0, "optimizer": "sgd", "lr": 1e-3, "monitor": "val_auc", "batch_size": bs, "epochs": 1,
          "schedule": "constant", "tta": False, "class_weight": "none"}
-    trainers: dict = {}  # shared, as across a cross-validation's folds: compiled once
+    trainers = Trainers()  # shared, as across a cross-validation's folds: compiled once
     tmp = Path(tempfile.mkdtemp(prefix="epoch-overhead-"))
     counter = iter(range(100))
 
     def stage(e):
-        train.fit_fold(lambda: model, x, y, np.arange(n_train), np.arange(n_train, n_train + n_val), None,
+        fit_fold(lambda: model, x, y, np.arange(n_train), np.arange(n_train, n_train + n_val), None,
                        {**P, "epochs": e}, 0, tmp / f"run{next(counter)}", trainers=trainers)
     stage(1)  # compile the stage's own train step first
     stage_s = per_epoch(stage, epochs)

@@ -15,7 +15,7 @@
 # FULL_DATA (default .gpu-carry/herlev-split, else .gpu-carry/herlev), FULL_SPEEDS (a throughput.py CSV
 # for the plan-vs-run table; default docs/speeds/h100-2026-11-27.csv), EPOCH_MODELS, EPOCH_ARGS, EPOCH_S,
 # PY (python to use), SKIP_INSTALL=1 (a machine that already has the packages), CELLCLF_RUNS (run folders;
-# default runs/). tests/test_gpu_check.py rehearses `full`, `bench` and `epoch` on a CPU under JAX.
+# default runs/). tests/e2e/test_gpu_check.py rehearses `full`, `bench` and `epoch` on a CPU under JAX.
 set -uo pipefail
 PART=${1:-all}
 case "$PART" in all|bench|series|full|epoch) ;; *) echo "usage: gpu_check.sh [all|bench|series|full|epoch]"; exit 2;; esac

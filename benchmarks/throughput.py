@@ -12,7 +12,7 @@
             the base forward only, for `cellclf plan --speeds`
   naive     keras.applications model, float32 batches preprocessed on the host, train_on_batch
   timm      timm/torch, channels-last, bf16 autocast, data already on the device
-  predict   forward only: the project's model through predict.predict_proba (how validation
+  predict   forward only: the project's model through model.tta.predict_proba (how validation
             and test images are scored), for `cellclf plan --speeds`
 
 `baseline` (stage 02's small CNN) is a model name too, for project, streamed, stage, mixed and
@@ -68,7 +68,7 @@ def keras_fit(name: str, size: int, bs: int, steps: int, stage: bool, mixed: boo
     from cellclf_utils.train.schedules import make_optimizer
 
     model = _model(name, size, stage)
-    if frozen_base:  # as train._set_base_frozen: the head alone trains
+    if frozen_base:  # as train.fold.warm_up_head: the head alone trains
         model.get_layer("base").trainable = False
     estimate = memory.training_bytes(model, bs, "sgd")["total"] / memory.GIB  # what batch_size 0 goes by
     x, y = _data(bs * steps, size)
@@ -106,26 +106,26 @@ def _model(name: str, size: int, stage: bool):
     """Return the network a stage trains: a backbone with every layer trainable, or with
     ``stage`` its default freeze policy and `seed` augmentation; `baseline` is stage 02's CNN
     (`basic` augmentation with ``stage``)."""
-    from cellclf_utils.model import augment, backbones, cnn as models
+    from cellclf_utils.model import augment, backbones, cnn
     if name == "baseline":
-        return models.baseline_cnn(size, N_CLASSES, augment_preset="basic" if stage else "none")
+        return cnn.baseline_cnn(size, N_CLASSES, augment_preset="basic" if stage else "none")
     return backbones.build(name, size, N_CLASSES, weights="none", unfreeze_from=None if stage else "all",
                            augment=augment.pipeline("seed", 0) if stage else None)
 
 
 def keras_predict(name: str, size: int, bs: int, steps: int) -> dict:
     """Return forward-only images/s of the project's model, as stages score images."""
-    from cellclf_utils.model import tta as predict
+    from cellclf_utils.model import tta
 
     model = _model(name, size, stage=False)
     x, _ = _data(bs * steps, size)
     t = time.perf_counter()
-    predict.predict_proba(model, x[:bs], bs)  # traces and compiles the predict step
+    tta.predict_proba(model, x[:bs], bs)  # traces and compiles the predict step
     first = time.perf_counter() - t
     times = []
     for _ in range(2):
         t = time.perf_counter()
-        predict.predict_proba(model, x, bs)
+        tta.predict_proba(model, x, bs)
         times.append(time.perf_counter() - t)
     dt = min(times)
     return {"img_s": len(x) / dt, "compile_s": max(first - dt / steps, 0.0)}

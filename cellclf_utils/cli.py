@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _param_value(text: str):
@@ -13,7 +14,6 @@ def _param_value(text: str):
 
 def _cmd_synth(a) -> int:
     from .data import synth
-    from pathlib import Path
     out = Path(a.out)
     if a.if_missing and out.exists() and any(out.iterdir()):
         print(f"{out} exists; keeping it (--if-missing)")
@@ -25,16 +25,16 @@ def _cmd_synth(a) -> int:
 
 
 def _cmd_check(a) -> int:
-    from .data import dataset as data
-    ds = data.load_dataset(a.dir, a.classes, on_bad_image="skip")  # loaded once for both checks
-    rep = data.describe(ds)
+    from .data import describe, load_dataset
+    ds = load_dataset(a.dir, a.classes, on_bad_image="skip")  # loaded once for both checks
+    rep = describe(ds)
     qrep = None
     if not a.no_quality or a.report:
-        from .quality import checks as quality
-        from .report import quality_page as quality_report
+        from . import quality
+        from .report import quality_page
         qrep = quality.build(ds)
         if a.report:
-            html_path = quality_report.write_html(qrep, a.report)
+            html_path = quality_page.write_html(qrep, a.report)
     if a.json:
         if qrep is not None:
             rep["quality"] = quality.summary(qrep)
@@ -106,7 +106,7 @@ def _cmd_import(a) -> int:
 
 
 def _cmd_run(a) -> int:
-    from .run import runner
+    from .run import RunError, run_series
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
     if a.log_output:
         # papermill streams cell output through its logger at INFO, which is silent unless configured
@@ -114,9 +114,9 @@ def _cmd_run(a) -> int:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     try:
-        index = runner.run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
-                                  a.log_output, a.hide_code, progress=not a.no_progress_bar)
-    except runner.RunError as e:
+        index = run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
+                           a.log_output, a.hide_code, progress=not a.no_progress_bar)
+    except RunError as e:
         print(f"cellclf run: {e}", file=sys.stderr)
         return 1
     print(f"report: {index}")
@@ -124,21 +124,21 @@ def _cmd_run(a) -> int:
 
 
 def _cmd_report(a) -> int:
-    from pathlib import Path
-    from .report import index as report
-    run_dir = Path(a.run_dir)
-    if not run_dir.is_dir():
-        print(f"cellclf report: {run_dir} is not a run folder", file=sys.stderr)
+    from .report import write_report
+    from .runfolder import RunFolderError, open_run
+    try:
+        run = open_run(a.run_dir)
+    except RunFolderError as e:
+        print(f"cellclf report: {e}", file=sys.stderr)
         return 1
-    print(f"report: {report.write_report(run_dir, hide_code=a.hide_code)}")
+    print(f"report: {write_report(run.dir, hide_code=a.hide_code)}")
     return 0
 
 
 def _cmd_plan(a) -> int:
-    from pathlib import Path
     import pandas as pd
-    from .run import plan as workload
-    from .run.runner import RunError
+    from .run import RunError, plan as workload
+    from .runfolder import open_run
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
     try:
         params = workload.stage_parameters(a.profile, a.data, a.classes, overrides, a.only)
@@ -147,9 +147,7 @@ def _cmd_plan(a) -> int:
         return 1
     speeds = workload.read_speeds(a.speeds) if a.speeds else None
     # the run's own folds (near-duplicate groups kept together), so its fold sizes are the plan's
-    run_folds = Path(a.against) / "folds.csv" if a.against else None
-    table = workload.plan(params, speeds, pd.read_csv(run_folds, dtype={"id": str})
-                          if run_folds and run_folds.is_file() else None)
+    table = workload.plan(params, speeds, open_run(a.against).folds() if a.against else None)
     if speeds is not None:
         table = workload.estimate(table, speeds)
     if a.against:
@@ -182,35 +180,39 @@ def _cmd_plan(a) -> int:
 
 
 def _cmd_params(a) -> int:
-    from .config import params
-    print(params.describe(a.stage))
+    from .config import describe, stage_name
+    from .config.params import reference
+    if a.reference:
+        print(reference(), end="")
+        return 0
+    if not a.stage:
+        print("cellclf params: name a stage (03, xception, 03_xception), or give --reference", file=sys.stderr)
+        return 2
+    print(describe(stage_name(a.stage)))
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cellclf", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
-
-    d = sub.add_parser("data", help="datasets: generate the synthetic set, check a folder, split off a test set, "
-                                       "fetch or import a public set")
-    dsub = d.add_subparsers(dest="data_cmd", required=True)
+def _synth_parser(dsub) -> None:
     s = dsub.add_parser("synth", help="generate the embedded synthetic stained-cell dataset")
-    s.add_argument("out")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("out", help="new folder (must not exist or be empty)")
+    s.add_argument("--seed", type=int, default=0, help="the same seed writes the same bytes (default 0)")
     s.add_argument("--size", type=int, default=128, help="image size in pixels (default 128)")
-    s.add_argument("--n-train-per-class", type=int, default=400)
-    s.add_argument("--n-test-per-class", type=int, default=40)
+    s.add_argument("--n-train-per-class", type=int, default=400, help="labelled images per class (default 400)")
+    s.add_argument("--n-test-per-class", type=int, default=40, help="unlabeled test images per class (default 40)")
     s.add_argument("--n-classes", type=int, default=3,
                    help="number of classes, 2-20 (3: the write-up's set; otherwise normal + graded severity levels)")
     s.add_argument("--if-missing", action="store_true", help="do nothing if OUT exists and is not empty")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+
+
+def _check_parsers(dsub) -> None:
     c = dsub.add_parser("check", help="per-class counts, image sizes, every unreadable file with its reason, and a "
                                       "data-quality report (balance, size spread, colour/stain outliers, images "
                                       "unlike their class, duplicates within and across splits)")
     c.add_argument("dir", help="dataset folder or CSV manifest")
     c.add_argument("--classes", default="", help="preset (herlev3, ...) or YAML mapping; default one class per folder")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="print the summary as JSON")
     c.add_argument("--report", metavar="OUT.html", default=None,
                    help="also write the data-quality report as one self-contained HTML page with thumbnails")
     c.add_argument("--worst", type=int, default=3, help="flagged files printed per finding (default 3)")
@@ -219,15 +221,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp = dsub.add_parser("split", help="competition-style split: train/ class folders, hidden test/ + test_labels.csv")
     sp.add_argument("dir", help="labelled dataset folder or CSV manifest")
     sp.add_argument("out", help="new folder (must not exist or be empty)")
-    sp.add_argument("--test-fraction", type=float, default=0.2)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--test-fraction", type=float, default=0.2, help="share of images held out (default 0.2)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the stratified draw (default 0)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=_cmd_split)
-    from .data.public_sets import SETS  # stdlib only: cheap enough for the parser
+
+
+def _public_set_parsers(dsub) -> None:
     from .data.fetch import DEFAULT_LOCK
+    from .data.public_sets import SETS  # stdlib only: cheap enough for the parser
     fe = dsub.add_parser("fetch", help="download a public cell-image set (checksum, lock file, safe unpacking) "
                                        "into DIR/<class>/<image>")
-    fe.add_argument("name", choices=list(SETS))
+    fe.add_argument("name", choices=list(SETS), help="the public set")
     fe.add_argument("dir", help="new folder (must not exist or be empty)")
     fe.add_argument("--lock", default=str(DEFAULT_LOCK),
                     help=f"JSON file of trusted sha256 per set (default {DEFAULT_LOCK})")
@@ -235,49 +240,68 @@ def build_parser() -> argparse.ArgumentParser:
     fe.add_argument("--quiet", action="store_true", help="no progress bar")
     fe.set_defaults(func=_cmd_fetch)
     im = dsub.add_parser("import", help="build DIR from a public set's archive(s) downloaded by hand")
-    im.add_argument("name", choices=list(SETS))
+    im.add_argument("name", choices=list(SETS), help="the public set")
     im.add_argument("archives", nargs="+", metavar="ARCHIVE",
                     help="the downloaded .zip/.tar file(s), or the folder(s) they were extracted to")
     im.add_argument("dir", help="new folder (must not exist or be empty)")
     im.set_defaults(func=_cmd_import)
 
+
+def _series_options(p, only_example: str) -> None:
+    """The options `run` and `plan` share: which profile, data, classes, stages and parameters."""
+    p.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile (default quick)")
+    p.add_argument("--data", default=None, help="dataset folder or manifest (default: the embedded synthetic set)")
+    p.add_argument("--classes", default=None, help="class preset or YAML mapping (default: one class per folder)")
+    p.add_argument("--only", default=None, help=f"comma-separated stages by name or number, e.g. {only_example}")
+    p.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   default=[], help="override one notebook parameter, as with papermill -p (repeatable)")
+
+
+def _run_parsers(sub) -> None:
     r = sub.add_parser("run", help="run the notebook series through papermill and write the report")
-    r.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile")
-    r.add_argument("--data", default=None, help="dataset folder or manifest (default: the embedded synthetic set)")
-    r.add_argument("--classes", default=None, help="class preset or YAML mapping")
+    _series_options(r, "01,02")
     r.add_argument("--run-id", default=None, help="run folder name under runs/ (default: <profile>-<date>-<time>)")
-    r.add_argument("--only", default=None, help="comma-separated stages, e.g. 01,02")
     r.add_argument("--resume", action="store_true", help="skip finished stages (and finished folds)")
-    r.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                   help="override one notebook parameter, as with papermill -p")
     r.add_argument("--log-output", action="store_true", help="stream notebook output (for CI logs)")
-    r.add_argument("--no-progress-bar", action="store_true")
+    r.add_argument("--no-progress-bar", action="store_true", help="no papermill cell counter per stage")
     r.add_argument("--hide-code", action="store_true", help="leave code cells out of the HTML pages")
     r.set_defaults(func=_cmd_run)
-
     rep = sub.add_parser("report", help="(re)write a run's HTML pages and index.html")
-    rep.add_argument("run_dir")
-    rep.add_argument("--hide-code", action="store_true")
+    rep.add_argument("run_dir", help="the run folder, runs/<run_id>")
+    rep.add_argument("--hide-code", action="store_true", help="leave code cells out of the HTML pages")
     rep.set_defaults(func=_cmd_report)
 
+
+def _plan_parser(sub) -> None:
     pl = sub.add_parser("plan", help="count the images a run would train and predict per stage (and, with "
                         "--speeds, about how long that takes) without running it")
-    pl.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile")
-    pl.add_argument("--data", default=None, help="dataset folder or manifest (default: the embedded synthetic set)")
-    pl.add_argument("--classes", default=None, help="class preset or YAML mapping")
-    pl.add_argument("--only", default=None, help="comma-separated stages, e.g. 03,04")
-    pl.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                    default=[], help="override a parameter, as for run")
+    _series_options(pl, "03,04")
     pl.add_argument("--speeds", metavar="CSV", default=None,
                     help="images/s measured on the target machine by benchmarks/throughput.py (--csv)")
     pl.add_argument("--against", metavar="RUN_DIR", default=None,
                     help="a finished (or partly finished) run of the same settings, runs/<run_id>: adds the "
                          "epochs, fold seconds and stage wall time it recorded beside the plan")
-    pl.add_argument("--json", action="store_true")
+    pl.add_argument("--json", action="store_true", help="print the table as JSON records")
     pl.set_defaults(func=_cmd_plan)
 
-    pp = sub.add_parser("params", help="list a stage's parameters and allowed values")
-    pp.add_argument("stage")
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    p = argparse.ArgumentParser(prog="cellclf", description=__doc__)
+    p.add_argument("--version", action="version", version=f"cellclf {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("data", help="datasets: generate the synthetic set, check a folder, split off a test set, "
+                                    "fetch or import a public set")
+    dsub = d.add_subparsers(dest="data_cmd", required=True)
+    _synth_parser(dsub)
+    _check_parsers(dsub)
+    _public_set_parsers(dsub)
+    _run_parsers(sub)
+    _plan_parser(sub)
+    pp = sub.add_parser("params", help="list a stage's parameters: default, allowed values, meaning")
+    pp.add_argument("stage", nargs="?", help="a stage's name, number or short name: 03_xception, 03, xception")
+    pp.add_argument("--reference", action="store_true",
+                    help="every parameter of every stage as markdown (docs/reference/parameters.md)")
     pp.set_defaults(func=_cmd_params)
     return p
 

@@ -15,14 +15,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+TEST_DIRS = [str(ROOT / "tests"), *sorted(str(d) for d in (ROOT / "tests").rglob("*") if d.is_dir()
+                                           and not d.name.startswith((".", "_")))]
 
 
 def run_under(backend: str, code: str, *args, timeout: int = 300) -> str:
     """Return the stdout of ``code`` run by a fresh Python under KERAS_BACKEND=``backend`` on the
     CPU (project root as working directory, ``args`` as sys.argv[1:]); fail with its stderr when
     it fails. For code that patches modules, or needs a backend the suite's process is not on."""
-    # tests/ on the path too: the code may import a test module, which imports conftest
-    path = os.pathsep.join(filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))
+    # the test folders on the path too: the code may import a test module, which imports conftest
+    path = os.pathsep.join(filter(None, [*TEST_DIRS, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "PYTHONPATH": path}
     r = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env, cwd=ROOT, capture_output=True,
                        text=True, timeout=timeout)
@@ -87,3 +89,20 @@ def shared_or_skip(*parts) -> Path:
     if not p.exists():
         pytest.skip(f"{p} is absent (../shared holds the real data and weights; CI has it)")
     return p
+
+
+def train_params(**kw) -> dict:
+    """Return the parameters a training test runs with (small, fast), ``kw`` on top."""
+    P = {"seed": 0, "optimizer": "adam", "lr": 1e-2, "monitor": "val_auc", "batch_size": 16, "epochs": 2,
+         "schedule": "constant", "tta": False, "class_weight": "none"}
+    P.update(kw)
+    return P
+
+
+def toy_images(n=48, size=16):
+    """Return images whose class is the brightness of the left half: learnable in a few steps."""
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    x = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
+    x[y == 1, :, : size // 2] += 150
+    return x, y

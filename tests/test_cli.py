@@ -25,12 +25,39 @@ def test_run_refuses_unknown_profile_and_stage(capsys):
     assert cli.main(["run", "--profile", "nope"]) == 1
     assert "no such profile" in capsys.readouterr().err
     assert cli.main(["run", "--profile", "smoke", "--only", "42"]) == 1
-    assert "unknown stage(s) 42" in capsys.readouterr().err
+    assert "--only: unknown stage '42'" in capsys.readouterr().err
 
 
-def test_params_lists_allowed_values(capsys):
+def test_params_lists_defaults_and_allowed_values_by_any_stage_name(capsys):
     assert cli.main(["params", "02_baseline_cnn"]) == 0
-    assert "sgd, adam" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sgd, adam" in out and next(ln for ln in out.splitlines() if ln.startswith("optimizer ")).split()[1] == "'adam'"
+    for name in ("03", "xception", "03_xception"):
+        assert cli.main(["params", name]) == 0
+        assert "'xception'" in capsys.readouterr().out
+    assert cli.main(["params", "nine"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown stage 'nine'" in err and "Traceback" not in err
+
+
+def test_version(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.startswith("cellclf 0.")
+
+
+def test_a_bad_value_fails_before_anything_is_written(small_dataset, tmp_path, monkeypatch, capsys):
+    """Every stage's values are checked before a kernel starts: seconds, and no run left behind."""
+    monkeypatch.setenv("CELLCLF_RUNS", str(tmp_path / "runs"))
+    for p, words in ((["-p", "optimizer", "rmsprop"], "parameter 'optimizer' must be one of sgd, adam, adamw"),
+                     (["-p", "epochs", "0"], "parameter 'epochs' must be > 0"),
+                     (["-p", "weights", "no/such.weights.h5"], "parameter 'weights' must be imagenet, none or"),
+                     (["--run-id", "../../outside"], "parameter 'run_id' must be letters, digits")):
+        assert cli.main(["run", "--profile", "smoke", "--data", str(small_dataset), "--run-id", "bad", *p]) == 1
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "outside").exists()
 
 
 def test_run_refuses_a_parameter_no_stage_has(capsys):
@@ -85,7 +112,7 @@ def test_a_dead_kernel_names_the_stage_and_how_to_resume(tmp_path, monkeypatch):
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbf.v4.new_code_cell("import os\nos._exit(9)")]
     nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": "cellclf", "language": "python"}
-    nbf.write(nb, root / "notebooks" / "01_dies.ipynb")
+    nbf.write(nb, root / "notebooks" / "01_eda_colour.ipynb")
     monkeypatch.setenv("CELLCLF_ROOT", str(root))
-    with pytest.raises(runner.RunError, match=r"(?s)01_dies: its kernel died.*--run-id doomed.*--resume"):
+    with pytest.raises(runner.RunError, match=r"(?s)01_eda_colour: its kernel died.*--run-id doomed.*--resume"):
         runner.run_series("quick", run_id="doomed", progress=False)

@@ -1,13 +1,28 @@
-"""The parameters shared by every notebook: names, allowed values, validation.
+"""The parameters shared by every notebook, defined once: names, types, allowed values (taken
+from the registries that implement them), defaults, and which stage takes which.
 
 Notebooks declare their parameters in a cell tagged ``parameters`` (papermill injects
-overrides after it); the next cell calls :func:`validate`, so a bad value fails at the top
-of the notebook with a message naming the parameter and what is allowed.
+overrides after it); a test holds each cell to ``defaults(stage)``. ``validate`` (in
+``config.validate``) checks values, in the notebook's first cell and in `cellclf run` before
+any kernel starts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from ..data.classes import PRESETS as CLASS_PRESETS
+from ..data.dataset import ON_BAD_IMAGE
+from ..data.images import RESIZE_POLICIES
+from ..model.augment import PRESETS as AUGMENT_PRESETS
+from ..model.backbones import REGISTRY as BACKBONES
+from ..model.cnn import POOLING
+from ..predict.ensemble import COMBINERS
+from ..shallow.classifiers import CLASS_WEIGHTS, CLASSIFIERS
+from ..shallow.probe import PROBE_C
+from ..train.callbacks import MONITORS
+from ..train.fold import HEAD_INITS
+from ..train.schedules import OPTIMIZERS, SCHEDULES
 
 
 class ParameterError(ValueError):
@@ -17,6 +32,7 @@ class ParameterError(ValueError):
 @dataclass(frozen=True)
 class Spec:
     kind: type
+    default: Any
     help: str
     choices: tuple | None = None
     check: Callable[[Any], bool] | None = None
@@ -27,183 +43,170 @@ def _pos(x):
     return x > 0
 
 
+def _run_id_ok(s: str) -> bool:
+    return s == "" or (s.replace("-", "").replace("_", "").replace(".", "").isalnum() and not s.startswith("."))
+
+
 SPECS: dict[str, Spec] = {
-    "data_dir": Spec(str, "dataset folder or CSV manifest; '' = the embedded synthetic set (data/synth)"),
-    "classes": Spec(str, "class mapping: '' (one class per folder), a preset (herlev3, herlev7, synth3) or a YAML file"),
-    "run_id": Spec(str, "run folder under runs/; '' = a new id from the date and time",
-                   check=lambda s: s == "" or (s.replace("-", "").replace("_", "").replace(".", "").isalnum()
-                                               and not s.startswith(".")),
+    "data_dir": Spec(str, "", "dataset folder or CSV manifest; '' = the embedded synthetic set (data/synth)"),
+    "classes": Spec(str, "", "class mapping: '' (one class per folder), a preset "
+                             f"({', '.join(CLASS_PRESETS)}) or a YAML file"),
+    "run_id": Spec(str, "", "run folder under runs/; '' = a new id from the date and time", check=_run_id_ok,
                    allowed="letters, digits, '-', '_', '.'"),
-    "profile": Spec(str, "profile name recorded with the run (quick, full, smoke, or custom)"),
-    "image_size": Spec(int, "square input size in pixels", check=lambda x: 16 <= x <= 1024, allowed="16..1024"),
-    "resize": Spec(str, "how non-square images become square", choices=("pad", "crop", "stretch")),
-    "on_bad_image": Spec(str, "unreadable image: stop naming it, or skip it and list it in the report",
-                         choices=("error", "skip")),
-    "limit": Spec(int, "use at most this many training images per class (0 = all), for quick runs",
+    "profile": Spec(str, "", "profile name recorded with the run (quick, full, smoke, or custom)"),
+    "image_size": Spec(int, 128, "square input size in pixels", check=lambda x: 16 <= x <= 1024, allowed="16..1024"),
+    "resize": Spec(str, "pad", "how non-square images become square", choices=RESIZE_POLICIES),
+    "on_bad_image": Spec(str, "error", "unreadable image: stop naming it, or skip it and list it in the report",
+                         choices=ON_BAD_IMAGE),
+    "limit": Spec(int, 0, "use at most this many training images per class (0 = all), for quick runs",
                   check=lambda x: x >= 0, allowed=">= 0"),
-    "batch_size": Spec(int, "images per training step; 0 = the largest (up to 64) that fits the accelerator's "
-                            "memory, 32 on a CPU", check=lambda x: x >= 0, allowed=">= 0 (0: auto)"),
-    "epochs": Spec(int, "passes over each fold's training split", check=_pos, allowed="> 0"),
-    "lr": Spec(float, "initial learning rate", check=lambda x: 0 < x < 10, allowed="0 < lr < 10"),
-    "optimizer": Spec(str, "optimiser (sgd with momentum 0.9; adamw with weight decay 1e-4)",
-                      choices=("sgd", "adam", "adamw")),
-    "schedule": Spec(str, "learning-rate schedule per step: step = the write-up's decay scaled to epochs; "
-                          "cosine with a 5% warm-up; onecycle", choices=("constant", "step", "cosine", "onecycle")),
-    "label_smoothing": Spec(float, "label smoothing of the cross-entropy targets",
+    "batch_size": Spec(int, 32, "images per training step; 0 = the largest (up to 64) that fits the "
+                                "accelerator's memory, 32 on a CPU", check=lambda x: x >= 0, allowed=">= 0 (0: auto)"),
+    "epochs": Spec(int, 15, "passes over each fold's training split", check=_pos, allowed="> 0"),
+    "lr": Spec(float, 1e-3, "initial learning rate", check=lambda x: 0 < x < 10, allowed="0 < lr < 10"),
+    "optimizer": Spec(str, "sgd", "optimiser (sgd with momentum 0.9; adamw with weight decay 1e-4)",
+                      choices=OPTIMIZERS),
+    "schedule": Spec(str, "step", "learning-rate schedule per step: step = the write-up's decay scaled to epochs; "
+                                  "cosine with a 5% warm-up; onecycle", choices=SCHEDULES),
+    "label_smoothing": Spec(float, 0.0, "label smoothing of the cross-entropy targets",
                             check=lambda x: 0 <= x < 0.5, allowed="0 <= label_smoothing < 0.5"),
-    "folds": Spec(int, "number of cross-validation folds", check=lambda x: 2 <= x <= 20, allowed="2..20"),
-    "seed": Spec(int, "random seed for folds, initialisation and augmentation", check=lambda x: x >= 0,
+    "folds": Spec(int, 3, "number of cross-validation folds", check=lambda x: 2 <= x <= 20, allowed="2..20"),
+    "seed": Spec(int, 0, "random seed for folds, initialisation and augmentation", check=lambda x: x >= 0,
                  allowed=">= 0"),
-    "dropout": Spec(float, "dropout rate before the classifier", check=lambda x: 0 <= x < 1, allowed="0 <= dropout < 1"),
-    "pooling": Spec(str, "global pooling before the classifier", choices=("gap", "gmp")),
-    "augment": Spec(str, "training-time augmentation preset (see augment.describe)",
-                    choices=("none", "basic", "seed", "strong")),
-    "class_weight": Spec(str, "loss weights per class ('balanced' = inverse frequency)", choices=("none", "balanced")),
-    "monitor": Spec(str, "which epoch to keep per fold: best validation AUC, best validation loss, or the last",
-                    choices=("val_auc", "val_loss", "last")),
-    "patience": Spec(int, "stop a fold's training after this many epochs without a better monitor score; "
-                          "the best epoch's weights are kept (0 = train every epoch)",
+    "dropout": Spec(float, 0.7, "dropout rate before the classifier", check=lambda x: 0 <= x < 1,
+                    allowed="0 <= dropout < 1"),
+    "pooling": Spec(str, "gap", "global pooling before the classifier", choices=tuple(POOLING)),
+    "augment": Spec(str, "seed", "training-time augmentation preset (model.augment.describe)",
+                    choices=AUGMENT_PRESETS),
+    "class_weight": Spec(str, "none", "loss weights per class ('balanced' = inverse frequency)", choices=CLASS_WEIGHTS),
+    "monitor": Spec(str, "val_auc", "which epoch to keep per fold: best validation AUC, best validation loss, "
+                                    "or the last", choices=MONITORS),
+    "patience": Spec(int, 0, "stop a fold's training after this many epochs without a better monitor score; "
+                             "the best epoch's weights are kept (0 = train every epoch)",
                      check=lambda x: x >= 0, allowed=">= 0"),
-    "tta": Spec(bool, "average predictions over the 8 flips/rotations"),
-    "gradcam": Spec(int, "Grad-CAM montage: this many most confident right and wrong out-of-fold images per "
-                         "class (0 = none)", check=lambda x: 0 <= x <= 20, allowed="0..20"),
-    "backbone": Spec(str, "ImageNet backbone from keras.applications (see backbones.REGISTRY)",
-                     choices=("vgg16", "xception", "inception_resnet_v2", "mobilenet_v2",
-                              "efficientnetv2_b0", "resnet50")),
-    "weights": Spec(str, "backbone weights: imagenet (Keras' download), none (from scratch) or a "
-                         "path to a no-top .weights.h5 file", check=lambda s: s.strip() != "",
+    "tta": Spec(bool, True, "average predictions over the 8 flips/rotations"),
+    "gradcam": Spec(int, 4, "Grad-CAM montage: this many most confident right and wrong out-of-fold images per "
+                            "class (0 = none)", check=lambda x: 0 <= x <= 20, allowed="0..20"),
+    "backbone": Spec(str, "xception", "ImageNet backbone from keras.applications", choices=tuple(BACKBONES)),
+    "weights": Spec(str, "imagenet", "backbone weights: imagenet (Keras' download), none (from scratch) or a "
+                                     "path to a no-top .weights.h5 file", check=lambda s: s.strip() != "",
                     allowed="imagenet, none or a file path"),
-    "unfreeze_from": Spec(str, "first trainable layer of the backbone (name or index), all, none, or "
-                               "default (the write-up's policy for the backbone)",
+    "unfreeze_from": Spec(str, "default", "first trainable layer of the backbone (name or index), all, none, or "
+                                          "default (the write-up's policy for the backbone)",
                           check=lambda s: s.strip() != "", allowed="default, all, none, a layer name or index"),
-    "train_bn_in_frozen": Spec(str, "keep BatchNormalization trainable below unfreeze_from "
-                                    "(default: the backbone's policy)", choices=("default", "true", "false")),
-    "head_epochs": Spec(int, "epochs training only the new head (at 10x lr) on a frozen backbone before fine-tuning "
-                             "(0 = none)", check=lambda x: x >= 0, allowed=">= 0"),
-    "freeze_bn": Spec(bool, "freeze every BatchNormalization layer, above unfreeze_from too: they keep their "
-                            "ImageNet statistics, scale and offset while the convolutions fine-tune"),
-    "head_init": Spec(str, "the new head's start: random, or probe (a logistic regression fitted on the frozen "
-                           "backbone's features of the fold's training images, then fine-tuned: LP-FT)",
-                      choices=("random", "probe")),
-    "mixup": Spec(float, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
+    "train_bn_in_frozen": Spec(str, "default", "keep BatchNormalization trainable below unfreeze_from "
+                                               "(default: the backbone's policy)", choices=("default", "true", "false")),
+    "head_epochs": Spec(int, 2, "epochs training only the new head (at 10x lr) on a frozen backbone before "
+                                "fine-tuning (0 = none)", check=lambda x: x >= 0, allowed=">= 0"),
+    "freeze_bn": Spec(bool, False, "freeze every BatchNormalization layer, above unfreeze_from too: they keep their "
+                                   "ImageNet statistics, scale and offset while the convolutions fine-tune"),
+    "head_init": Spec(str, "random", "the new head's start: random, or probe (a logistic regression fitted on the "
+                                     "frozen backbone's features of the fold's training images, then fine-tuned: "
+                                     "LP-FT)", choices=HEAD_INITS),
+    "mixup": Spec(float, 0.0, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
                   check=lambda x: 0 <= x <= 10, allowed="0 <= mixup <= 10"),
-    "cutmix": Spec(float, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
-                          "batch uses one of the two at random", check=lambda x: 0 <= x <= 10,
+    "cutmix": Spec(float, 0.0, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
+                               "batch uses one of the two at random", check=lambda x: 0 <= x <= 10,
                    allowed="0 <= cutmix <= 10"),
-    "classifier": Spec(str, "classical and probe stages: logistic regression, RBF SVM or random forest "
-                            "on the stage's features", choices=("logreg", "svm", "forest")),
-    "C": Spec(float, "classical and probe stages: inverse regularisation strength (logreg, svm)",
+    "classifier": Spec(str, "logreg", "classical and probe stages: logistic regression, RBF SVM or random forest "
+                                      "on the stage's features", choices=CLASSIFIERS),
+    "C": Spec(float, 1.0, "classical and probe stages: inverse regularisation strength (logreg, svm)",
               check=lambda x: 0 < x <= 1e6, allowed="0 < C <= 1e6"),
-    "colour": Spec(bool, "probe stage: append 02b's colour and stain histograms to the backbone features"),
-    "teacher": Spec(str, "pseudo-labelling: comma-separated finished stages to retrain with their own confident "
-                         "test predictions; '' = the best trained stage"),
-    "threshold": Spec(float, "pseudo-labelling: least top-class probability for a test image to be used",
+    "colour": Spec(bool, True, "probe stage: append 02b's colour and stain histograms to the backbone features"),
+    "teacher": Spec(str, "", "pseudo-labelling: comma-separated finished stages to retrain with their own "
+                             "confident test predictions; '' = the best trained stage"),
+    "threshold": Spec(float, 0.9, "pseudo-labelling: least top-class probability for a test image to be used",
                       check=lambda x: 0 < x <= 1, allowed="0 < threshold <= 1"),
-    "per_class_cap": Spec(int, "pseudo-labelling: at most this many pseudo-labels per class and fold (0 = no cap)",
-                          check=lambda x: x >= 0, allowed=">= 0"),
-    "soft": Spec(bool, "pseudo-labelling: train on the teacher's probabilities instead of its top class"),
-    "rounds": Spec(int, "pseudo-labelling: teacher -> student rounds (each student teaches the next)",
+    "per_class_cap": Spec(int, 0, "pseudo-labelling: at most this many pseudo-labels per class and fold "
+                                  "(0 = no cap)", check=lambda x: x >= 0, allowed=">= 0"),
+    "soft": Spec(bool, False, "pseudo-labelling: train on the teacher's probabilities instead of its top class"),
+    "rounds": Spec(int, 1, "pseudo-labelling: teacher -> student rounds (each student teaches the next)",
                    check=lambda x: 1 <= x <= 5, allowed="1..5"),
-    "members": Spec(str, "ensemble: comma-separated stage folders to combine; '' = every finished model "
-                         "stage that scored all training images"),
-    "submit": Spec(str, "ensemble: the model whose test predictions become submission.csv: best (highest "
-                        "out-of-fold accuracy), a combiner (mean, weights, stacking, weights+bias) or a stage",
+    "members": Spec(str, "", "ensemble: comma-separated stage folders to combine; '' = every finished model "
+                             "stage that scored all training images"),
+    "submit": Spec(str, "best", "ensemble: the model whose test predictions become submission.csv: best (highest "
+                                f"out-of-fold accuracy), a combiner ({', '.join(COMBINERS)}) or a stage",
                    check=lambda s: s.strip() != "", allowed="best, a combiner or a stage name"),
 }
 
-_TRAINING = ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
-             "limit", "batch_size", "epochs", "lr", "optimizer", "schedule", "folds", "seed",
-             "dropout", "pooling", "augment", "class_weight", "label_smoothing", "monitor", "patience", "tta", "gradcam")
-_FINETUNE = _TRAINING + ("backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
-                         "head_init", "freeze_bn", "mixup", "cutmix")
+_DATA = ("data_dir", "classes", "run_id", "profile", "on_bad_image")
+_FOLDS = ("resize", "folds", "seed")
+_TRAINING = (*_DATA, *_FOLDS, "limit", "image_size", "batch_size", "epochs", "lr", "optimizer", "schedule",
+             "pooling", "dropout", "augment", "class_weight", "label_smoothing", "monitor", "patience", "tta", "gradcam")
+_FINETUNE = (*_DATA, *_FOLDS, "limit", "backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
+             "head_init", "freeze_bn", "image_size", "batch_size", "epochs", "lr", "optimizer", "schedule", "pooling",
+             "dropout", "augment", "mixup", "cutmix", "class_weight", "label_smoothing", "monitor", "patience", "tta",
+             "gradcam")
 
-STAGE_PARAMS = {
-    "01_eda_colour": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
-                      "folds", "seed"),
-    "02_baseline_cnn": _TRAINING,
-    "02b_classical": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
-                      "limit", "folds", "seed", "class_weight", "tta", "classifier", "C"),
-    "02c_frozen_probe": ("data_dir", "classes", "run_id", "profile", "image_size", "resize", "on_bad_image",
-                         "limit", "folds", "seed", "batch_size", "backbone", "weights", "pooling", "colour",
-                         "class_weight", "tta", "classifier", "C"),
-    "03_xception": _FINETUNE,
-    "04_vgg16": _FINETUNE,
-    "05_inception_resnet_v2": _FINETUNE,
-    "06_pseudo_labelling": ("data_dir", "classes", "run_id", "profile", "on_bad_image", "seed", "teacher",
-                            "threshold", "per_class_cap", "soft", "rounds"),
-    "07_ensemble": ("data_dir", "classes", "run_id", "profile", "on_bad_image", "seed", "members", "submit"),
+# every stage: its parameters in the order of its notebook's cell, and where its defaults differ from SPECS'
+STAGES: dict[str, tuple[tuple[str, ...], dict]] = {
+    "01_eda_colour": ((*_DATA, *_FOLDS, "image_size"), {"image_size": 96}),
+    "02_baseline_cnn": (_TRAINING, {"image_size": 64, "epochs": 10, "optimizer": "adam", "schedule": "constant",
+                                    "dropout": 0.5, "augment": "basic", "tta": False}),
+    "02b_classical": ((*_DATA, *_FOLDS, "limit", "image_size", "classifier", "C", "class_weight", "tta"),
+                      {"image_size": 64, "tta": False}),
+    "02c_frozen_probe": ((*_DATA, *_FOLDS, "limit", "image_size", "batch_size", "backbone", "weights", "pooling",
+                          "colour", "classifier", "C", "class_weight", "tta"),
+                         {"image_size": 224, "backbone": "mobilenet_v2", "C": PROBE_C}),
+    "03_xception": (_FINETUNE, {"backbone": "xception"}),
+    "04_vgg16": (_FINETUNE, {"backbone": "vgg16"}),
+    "05_inception_resnet_v2": (_FINETUNE, {"backbone": "inception_resnet_v2"}),
+    "06_pseudo_labelling": ((*_DATA, "seed", "teacher", "threshold", "per_class_cap", "soft", "rounds"), {}),
+    "07_ensemble": ((*_DATA, "seed", "members", "submit"), {}),
 }
 
 
-def _coerce(name: str, value, spec: Spec):
-    """Return ``value`` as ``spec.kind``; strings from the command line are converted."""
-    if spec.kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ParameterError(f"parameter '{name}' must be true or false (got {value!r})")
-    if spec.kind is int:
-        if isinstance(value, bool):
-            raise ParameterError(f"parameter '{name}' must be a whole number (got {value!r})")
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(value) if isinstance(value, (int, str)) else _fail(name, value, "a whole number")
-        except ValueError:
-            _fail(name, value, "a whole number")
-    if spec.kind is float:
-        if isinstance(value, bool):
-            _fail(name, value, "a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            _fail(name, value, "a number")
-    if spec.kind is str:
-        if value is None:
-            return ""
-        # YAML and papermill read `-p x false` / `-p x 109` as bool / int; text parameters take them as written
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, int):
-            return str(value)
-        if not isinstance(value, str):
-            _fail(name, value, "text")
-        return value
-    return value
+def stage_name(text: str) -> str:
+    """Return the stage named by ``text``: its full name, its number ('03', '3', '02b') or the name
+    after the number ('xception'); ParameterError listing the stages otherwise."""
+    t = str(text).strip()
+    for stage in STAGES:
+        number, _, rest = stage.partition("_")
+        if t in (stage, number, rest) or (t.isdigit() and t.zfill(2) == number):
+            return stage
+    raise ParameterError(f"unknown stage {text!r}; stages: {', '.join(STAGES)} (or their numbers: "
+                         f"{', '.join(s.partition('_')[0] for s in STAGES)})")
 
 
-def _fail(name, value, what):
-    raise ParameterError(f"parameter '{name}' must be {what} (got {value!r})")
+def stage_parameters(stage: str) -> tuple[str, ...]:
+    """Return the parameter names of ``stage`` in its notebook's order."""
+    return STAGES[stage_name(stage)][0]
 
 
-def validate(stage: str, namespace: dict) -> dict:
-    """Return the stage's parameters taken from ``namespace`` (a notebook's globals()),
-    converted and checked. Raises ParameterError naming the first bad one."""
-    if stage not in STAGE_PARAMS:
-        raise ParameterError(f"unknown stage {stage!r}; known: {', '.join(STAGE_PARAMS)}")
-    out = {}
-    for name in STAGE_PARAMS[stage]:
-        if name not in namespace:
-            raise ParameterError(f"parameter '{name}' is missing from the notebook's parameters cell")
-        spec = SPECS[name]
-        value = _coerce(name, namespace[name], spec)
-        if spec.choices and value not in spec.choices:
-            raise ParameterError(f"parameter '{name}' must be one of {', '.join(map(str, spec.choices))} "
-                                 f"(got {value!r}): {spec.help}")
-        if spec.check and not spec.check(value):
-            raise ParameterError(f"parameter '{name}' must be {spec.allowed} (got {value!r}): {spec.help}")
-        out[name] = value
-    return out
+def defaults(stage: str) -> dict:
+    """Return the default value of each of ``stage``'s parameters (what its notebook's cell holds)."""
+    names, own = STAGES[stage_name(stage)]
+    return {name: own.get(name, SPECS[name].default) for name in names}
+
+
+def allowed(name: str) -> str:
+    """Return the allowed values of parameter ``name`` in words."""
+    s = SPECS[name]
+    return ", ".join(map(str, s.choices)) if s.choices else (s.allowed or s.kind.__name__)
 
 
 def describe(stage: str) -> str:
-    """Return a one-line-per-parameter help text for the stage."""
-    lines = []
-    for name in STAGE_PARAMS[stage]:
-        s = SPECS[name]
-        allowed = ", ".join(map(str, s.choices)) if s.choices else (s.allowed or s.kind.__name__)
-        lines.append(f"{name:14s} {allowed:28s} {s.help}")
+    """Return a one-line-per-parameter help text for the stage: name, default, allowed values, meaning."""
+    lines = [f"{'parameter':18s} {'default':14s} {'allowed':30s} meaning"]
+    for name, default in defaults(stage).items():
+        lines.append(f"{name:18s} {repr(default):14s} {allowed(name):30s} {SPECS[name].help}")
     return "\n".join(lines)
+
+
+def reference() -> str:
+    """Return docs/reference/parameters.md: every parameter with its type, allowed values,
+    meaning, and the stages that take it with their defaults (``cellclf params --reference``)."""
+    lines = ["# Parameters", "",
+             "Generated from `cellclf_utils/config/params.py` by `cellclf params --reference` (a test keeps it",
+             "current). Every notebook's cell tagged `parameters` holds these defaults; `cellclf run` and each",
+             "notebook's first cell check the values. `cellclf params <stage>` lists one stage's.", "",
+             "| parameter | type | allowed | stages (default) | meaning |", "|---|---|---|---|---|"]
+    for name, spec in SPECS.items():
+        taking = [(stage, defaults(stage)[name]) for stage, (names, _) in STAGES.items() if name in names]
+        by_default: dict = {}
+        for stage, default in taking:
+            by_default.setdefault(repr(default), []).append(stage.partition("_")[0])
+        where = "; ".join(f"{', '.join(st)} (`{d}`)" for d, st in by_default.items())
+        allowed_text = allowed(name).replace("|", "\\|")
+        lines.append(f"| `{name}` | {spec.kind.__name__} | {allowed_text} | {where} | {spec.help} |")
+    return "\n".join(lines) + "\n"

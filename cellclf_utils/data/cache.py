@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import images
 from .. import paths
-from ..run.stage import atomic_write
+from ..atomic import atomic_write
+from . import images
 
 _hash_memo: dict[tuple, str] = {}
 

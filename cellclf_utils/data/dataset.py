@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from . import cache, classes as classes_mod, images
 from .. import paths
+from . import cache, classes as classes_mod, images, synth
 
 ON_BAD_IMAGE = ("error", "skip")
 TEST_DIR = "test"
@@ -247,7 +247,6 @@ def resolve_source(data_dir: str, progress: bool = True) -> Path:
         return paths.resolve(data_dir)
     path = paths.project_root() / DEFAULT_SYNTH
     if not path.exists():
-        from . import synth
         print(f"generating the embedded synthetic dataset in {path} (seed 0) ...")
         synth.generate(path, seed=0, progress=progress)
     return path

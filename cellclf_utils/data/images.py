@@ -73,6 +73,14 @@ def _over_white(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.round(img * a + 255.0 * (1.0 - a)).astype(np.uint8)
 
 
+def dihedral(x: np.ndarray, k: int) -> np.ndarray:
+    """Return the k-th (0..7) of the 8 flips/rotations of an NHWC batch of square images:
+    ``np.rot90`` k % 4 times, then (k >= 4) the columns reversed. In numpy's names, k = 0..7 are
+    identity, rot90, rot180, rot270, flip_lr, transverse, flip_ud, transpose."""
+    y = np.rot90(x, k % 4, axes=(1, 2))
+    return np.ascontiguousarray(y[:, :, ::-1] if k >= 4 else y)
+
+
 def read_image(path) -> np.ndarray:
     """Return the image file at ``path`` as HxWx3 RGB uint8 (see decode_bytes)."""
     path = Path(path)

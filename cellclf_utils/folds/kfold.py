@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from ..run import stage as runs
+from ..atomic import write_csv
+from ..runfolder import layout, read_csv
+from . import dupes
 
-FOLDS_CSV = "folds.csv"
 HASH_SIZE = 64  # images are hashed from this cached size; pHash works on 32x32 anyway
 
 
@@ -46,13 +47,11 @@ def assign(ids, labels, groups, k: int, seed: int, class_names=None) -> pd.DataF
 def duplicate_groups(ds, progress: bool = False):
     """Return the dataset's near-duplicate groups (dupes.DupeResult), hashed at HASH_SIZE so
     every stage draws the same groups whatever its image size."""
-    from . import dupes
     return dupes.find_groups(ds.images(HASH_SIZE, progress=progress), ds.ids)
 
 
 def train_test_duplicates(ds, progress: bool = False) -> pd.DataFrame:
     """Return test images that near-duplicate a training image (test_id, train_id, distance)."""
-    from . import dupes
     if not ds.test_items:
         return pd.DataFrame(columns=["test_id", "train_id", "distance"])
     return dupes.cross_pairs(ds.images(HASH_SIZE, progress=progress), ds.ids,
@@ -76,13 +75,13 @@ def matching(df: pd.DataFrame, ds, k: int, path) -> pd.DataFrame:
 def ensure(run_dir, ds, k: int, seed: int, groups=None, progress: bool = True) -> pd.DataFrame:
     """Return the run's folds: read ``folds.csv`` if this run has one (checking it matches the
     data and ``k``), else draw them (grouping near-duplicates) and write it once."""
-    path = Path(run_dir) / FOLDS_CSV
+    path = Path(run_dir) / layout.FOLDS_CSV
     if path.exists():
-        return matching(pd.read_csv(path, dtype={"id": str}), ds, k, path)
+        return matching(read_csv(path, layout.FOLDS_COLUMNS), ds, k, path)
     if groups is None:
         groups = duplicate_groups(ds, progress).group
     df = assign(ds.ids, ds.labels, groups, k, seed, ds.class_names)
-    runs.write_csv(path, df)
+    write_csv(path, df)
     return df
 
 

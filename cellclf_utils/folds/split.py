@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ..data import dataset as data
-from . import kfold as folds
+from ..data import dataset
+from . import kfold
 
 
 def split(src, out, test_fraction: float = 0.2, seed: int = 0, on_bad_image: str = "error",
@@ -28,14 +28,14 @@ def split(src, out, test_fraction: float = 0.2, seed: int = 0, on_bad_image: str
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; a split never overwrites: choose a new folder")
     # one class per folder, so the split stratifies by the finest labels a preset could group
-    ds = data.load_dataset(src, "", on_bad_image, progress=progress)
+    ds = dataset.load_dataset(src, "", on_bad_image, progress=progress)
     labels = np.array([it.original_label for it in ds.items])
-    groups = folds.duplicate_groups(ds, progress=progress).group
+    groups = kfold.duplicate_groups(ds, progress=progress).group
     k = int(round(1 / test_fraction))
     names = sorted(set(labels))
     try:  # the run's own fold drawing (stratified, groups whole); fold 0 becomes the hidden test
-        drawn = folds.assign(ds.ids, [names.index(c) for c in labels], groups, k, seed, names)
-    except folds.FoldsError as e:
+        drawn = kfold.assign(ds.ids, [names.index(c) for c in labels], groups, k, seed, names)
+    except kfold.FoldsError as e:
         raise ValueError(f"too few images for a {test_fraction:.0%} test split ({e}); "
                          "raise --test-fraction or add images") from None
     is_test = drawn.fold.to_numpy() == 0
@@ -50,12 +50,12 @@ def split(src, out, test_fraction: float = 0.2, seed: int = 0, on_bad_image: str
     for n, i in enumerate(tqdm(order, desc="test images", disable=not progress)):
         it = ds.items[i]
         name = f"test_{n:04d}{it.path.suffix.lower()}"
-        _copy(it.path, out / data.TEST_DIR / name)
+        _copy(it.path, out / dataset.TEST_DIR / name)
         rows.append({"id": name, "label": it.original_label, "source": it.id})
     for i in tqdm(np.flatnonzero(~is_test), desc="training images", disable=not progress):
         it = ds.items[i]
         _copy(it.path, out / it.id)
-    pd.DataFrame(rows)[["id", "label"]].to_csv(out / data.TEST_LABELS, index=False)
+    pd.DataFrame(rows)[["id", "label"]].to_csv(out / dataset.TEST_LABELS, index=False)
     # provenance outside the data folders (a loader ignores it): which source file each test image is
     pd.DataFrame(rows).to_csv(out / "split_sources.csv", index=False)
     counts = pd.crosstab(labels, np.where(is_test, "test", "train"))

@@ -18,12 +18,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-PRESETS = ("none", "basic", "seed", "strong")
+from ..data.colour import HED_FROM_RGB, RGB_FROM_HED
 
-# Ruifrok & Johnston (2001) stain vectors, rows = haematoxylin, eosin, DAB in RGB optical
-# density; the same matrix skimage.color.rgb2hed inverts.
-RGB_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], "float32")
-HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED).astype("float32")
+PRESETS = ("none", "basic", "seed", "strong")
 
 # `strong` magnitudes, moderate on purpose: colour carries class evidence (hyperchromatic
 # nuclei), so jitter should look like stain-batch variation, not recolour the cell.
@@ -41,8 +38,8 @@ NOISE = 4.0              # additive Gaussian noise, sd in grey levels
 class HEDJitter(layers.Layer):
     """Perturb the haematoxylin, eosin and DAB stain amounts of 0..255 RGB images.
 
-    RGB -> optical density OD = -ln((I + 1) / 256) -> stain concentrations (Ruifrok-Johnston
-    HED matrix) -> per image and stain: c * U(1 - scale, 1 + scale) + U(-shift, shift) ->
+    RGB -> optical density OD = -ln((I + 1) / 256) -> stain concentrations (``data.colour``'s
+    optical density and Ruifrok-Johnston matrix, in keras.ops) -> per image and stain: c * U(1 - scale, 1 + scale) + U(-shift, shift) ->
     back to RGB, clipped to 0..255. Identity at inference (``training=False``) and when
     ``scale == shift == 0`` (up to float rounding). Backend-agnostic (keras.ops/keras.random).
     """

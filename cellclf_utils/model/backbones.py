@@ -19,7 +19,7 @@ from typing import Callable
 import keras
 from keras import layers, ops
 
-from . import augment as augment_lib
+from .augment import pipeline as augment_pipeline
 from .cnn import POOLING
 
 # the host keras.applications downloads ImageNet weights from; tests point these elsewhere
@@ -285,7 +285,7 @@ def build(name: str, image_size: int, n_classes: int, *, weights="none", pooling
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"parameter 'dropout' must be a number in [0, 1) (got {dropout!r})")
     if isinstance(augment, str):
-        augment = augment_lib.pipeline(augment)
+        augment = augment_pipeline(augment)
 
     base = _base(spec, image_size, weights)
     base.name = "base"  # after construction: EfficientNetV2 derives its weights file from its name

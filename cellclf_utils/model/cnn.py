@@ -1,4 +1,4 @@
-"""Model builders. For now: the write-up's small CNN (stage 02)."""
+"""The write-up's small CNN (stage 02), and the global pooling layers every model head uses."""
 from __future__ import annotations
 
 import keras

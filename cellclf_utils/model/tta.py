@@ -1,21 +1,13 @@
-"""Class probabilities from a trained model, optionally averaged over flips/rotations (TTA)."""
+"""Class probabilities from a trained model, fed in whole batches, optionally averaged over the
+8 flips/rotations of each image (test-time augmentation): cells have no up or left."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..data.images import dihedral
+from .batching import pad_to_batches
 
-def dihedral(x: np.ndarray, k: int) -> np.ndarray:
-    """Return the k-th (0..7) of the 8 flips/rotations of an NHWC batch of square images."""
-    y = np.rot90(x, k % 4, axes=(1, 2))
-    return np.ascontiguousarray(y[:, :, ::-1] if k >= 4 else y)
-
-
-def pad_to_batches(x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Return ``x`` with its first rows repeated at the end so its length is a multiple of
-    ``batch_size``: every batch then has one shape, and a compiled step (XLA, JAX) is not
-    traced and compiled a second time for a short last batch."""
-    fill = -len(x) % batch_size
-    return np.concatenate([x, x[np.arange(fill) % len(x)]]) if fill else x
+VIEWS = 8  # the dihedral views TTA averages
 
 
 def predict_proba(model, x: np.ndarray, batch_size: int = 64, tta: bool = False) -> np.ndarray:
@@ -23,7 +15,7 @@ def predict_proba(model, x: np.ndarray, batch_size: int = 64, tta: bool = False)
     transforms (cells have no up or left, so every view is equally valid)."""
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
-    views = range(8) if tta else range(1)
+    views = range(VIEWS) if tta else range(1)
     return np.mean([outputs(model, dihedral(x, k), batch_size) for k in views], axis=0)
 
 

@@ -6,10 +6,8 @@ this fold. The ensemble's own out-of-fold score is then as honest as a single st
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -18,6 +16,9 @@ from scipy.optimize import minimize
 from scipy.stats import binomtest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
+
+from .. import metrics
+from ..runfolder import Run, layout
 
 EPS = 1e-7
 
@@ -34,39 +35,32 @@ class Members:
     test: np.ndarray | None  # (M, T, C), or None when a member has no test predictions
 
 
-def _finished_models(run_dir: Path) -> list[str]:
-    out = []
-    for p in sorted(run_dir.glob("*/oof.csv")):
-        metrics = p.parent / "metrics.json"
-        if metrics.exists() and json.loads(metrics.read_text()).get("kind") == "model":
-            out.append(p.parent.name)
-    return out
+def _finished_models(run: Run) -> list[str]:
+    return [st.name for st in run.finished("model") if st.file(layout.OOF).is_file()]
 
 
-def default_members(run_dir: Path) -> list[str]:
+def default_members(run: Run) -> list[str]:
     """Return the finished model stages that scored every image of the run's folds.csv (a
     stage run on a `limit` subset would shrink the ensemble to that subset), or all finished
     model stages when fewer than two did."""
-    run_dir = Path(run_dir)
-    found = _finished_models(run_dir)
-    n = len(pd.read_csv(run_dir / "folds.csv")) if (run_dir / "folds.csv").exists() else None
-    full = [s for s in found if n is not None and len(pd.read_csv(run_dir / s / "oof.csv")) == n]
+    found = _finished_models(run)
+    folds = run.folds()
+    full = [s for s in found if folds is not None and len(run.stage(s).oof()) == len(folds)]
     return full if len(full) >= 2 else found
 
 
-def load(run_dir: Path, stages: list[str] | None = None) -> Members:
+def load(run: Run, stages: list[str] | None = None) -> Members:
     """Return the out-of-fold (and test) predictions of the run's finished model stages
     (``stages``: their folder names; default: ``default_members``), aligned on the images all
     of them scored."""
-    run_dir = Path(run_dir)
-    found = _finished_models(run_dir)
-    names = stages or default_members(run_dir)
+    found = _finished_models(run)
+    names = stages or default_members(run)
     missing = [s for s in names if s not in found]
     if missing or len(names) < 2:
-        raise ValueError(f"an ensemble needs at least 2 finished model stages of run {run_dir.name}; "
+        raise ValueError(f"an ensemble needs at least 2 finished model stages of run {run.id}; "
                          f"asked for {', '.join(names) or 'all'}, finished: {', '.join(found) or 'none'}"
                          + (f" (missing: {', '.join(missing)})" if missing else ""))
-    frames = {s: pd.read_csv(run_dir / s / "oof.csv") for s in names}
+    frames = {s: run.stage(s).oof() for s in names}
     classes = [c[2:] for c in frames[names[0]].columns if c.startswith("p_")]
     for s, f in frames.items():
         if [c[2:] for c in f.columns if c.startswith("p_")] != classes:
@@ -76,10 +70,10 @@ def load(run_dir: Path, stages: list[str] | None = None) -> Members:
     ref = ref[ref.id.isin(common)].reset_index(drop=True)
     cols = [f"p_{c}" for c in classes]
     oof = np.stack([frames[s].set_index("id").loc[ref.id, cols].to_numpy(float) for s in names])
-    tests = [run_dir / s / "test.csv" for s in names]
+    tests = [run.stage(s).test() for s in names]
     test, test_ids = None, []
-    if all(p.exists() for p in tests):
-        tf = [pd.read_csv(p).set_index("id") for p in tests]
+    if all(t is not None for t in tests):
+        tf = [t.set_index("id") for t in tests]
         test_ids = list(tf[0].index)
         test = np.stack([t.loc[test_ids, cols].to_numpy(float) for t in tf])
     y = np.array([classes.index(c) for c in ref.label])
@@ -180,16 +174,20 @@ def _fit_weights_bias(P, y):
     return w, fit_bias(combine(P, w), y)
 
 
+COMBINERS = ("mean", "weights", "stacking", "weights+bias")
+
+
 def combiners(n_classes: int) -> dict[str, tuple[Callable, Callable]]:
     """Return name -> (fit(P, y) -> params, apply(params, P) -> probabilities) for each way
     of combining members: plain mean, optimised weights, logistic-regression stacking, and
     optimised weights plus class biases (toward balanced recall)."""
-    return {
+    made = {
         "mean": (lambda P, y: None, lambda _, P: combine(P)),
         "weights": (fit_weights, lambda w, P: combine(P, w)),
         "stacking": (stack_fit, lambda model, P: stack_apply(model, P, n_classes)),
         "weights+bias": (_fit_weights_bias, lambda wb, P: apply_bias(combine(P, wb[0]), wb[1])),
     }
+    return {name: made[name] for name in COMBINERS}
 
 
 def best_member(m: Members) -> str:
@@ -212,7 +210,6 @@ def evaluate(m: Members, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndar
     """Return (table, out-of-fold probabilities by name) for every member and every combiner
     (nested CV). The table has accuracy with bootstrap CI, macro AUC, recall per class and
     McNemar's test against the best single member; best accuracy first."""
-    from .. import metrics
     oof = {name: m.oof[i] for i, name in enumerate(m.names)}
     for name, (fit, apply) in combiners(len(m.classes)).items():
         oof[f"ensemble: {name}"] = nested(fit, apply, m.oof, m.y, m.fold)

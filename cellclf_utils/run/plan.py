@@ -4,25 +4,21 @@ training phase and each forward pass sees, and, given speeds measured on the mac
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data import dataset as data
-from ..folds import kfold as folds
-from .. import paths
-from . import runner
+from ..config import ParameterError, profiles
+from ..data import Dataset, load_dataset, resolve_source
+from ..folds import FoldsError, assign, matching, subset
+from ..model.batching import padded
+from ..model.tta import VIEWS
+from ..runfolder import Run, RunFolderError, StageFolder, layout, open_run
+from ..train.device.memory import CPU_BATCH
+from .runner import RunError, notebooks, select
 
-TTA_VIEWS = 8  # predict.predict_proba's dihedral views
-AUTO_BATCH = 32  # what batch_size 0 counts as here: the size depends on the card (memory.choose_batch_size)
 TRAINED_BY = {"02_baseline_cnn": "baseline"}  # stages whose network is not a `backbone` parameter
-
-
-def _padded(n: int, batch_size: int) -> int:
-    """Return ``n`` rounded up to whole batches, as training and prediction feed them."""
-    return -(-n // batch_size) * batch_size
 
 
 def fold_work(fold_of: np.ndarray, n_test: int, P: dict, frozen_head: bool, extra: int = 0) -> dict:
@@ -31,37 +27,34 @@ def fold_work(fold_of: np.ndarray, n_test: int, P: dict, frozen_head: bool, extr
     frozen base), ``predicted`` (forward only: the validation split scored after every epoch,
     then validation and test predictions, with TTA's 8 views). ``extra``: images added to each
     fold's training split (pseudo-labels; at most the test set)."""
-    bs = P.get("batch_size") or AUTO_BATCH
+    bs = P.get("batch_size") or CPU_BATCH  # auto: the size depends on the card; counted at the CPU's
     head = P.get("head_epochs", 0) if frozen_head else 0
     tta = bool(P.get("tta", False))
-    views = TTA_VIEWS if tta else 1
+    views = VIEWS if tta else 1
     trained = head_images = predicted = 0
     for f in np.unique(fold_of):
         n_train, n_val = int((fold_of != f).sum()) + extra, int((fold_of == f).sum())
-        per_epoch = _padded(n_train, bs)  # train.fit_fold fills the last batch
+        per_epoch = padded(n_train, bs)  # train.fit_fold fills the last batch
         trained += P["epochs"] * per_epoch
         head_images += head * per_epoch
-        predicted += (head + P["epochs"]) * _padded(n_val, bs)  # train.BestEpoch, every epoch
+        predicted += (head + P["epochs"]) * padded(n_val, bs)  # train.BestEpoch, every epoch
         # TTA also keeps the plain validation prediction (the report compares the two)
-        predicted += (views + (1 if tta else 0)) * _padded(n_val, bs) + views * _padded(n_test, bs)
+        predicted += (views + (1 if tta else 0)) * padded(n_val, bs) + views * padded(n_test, bs)
     return {"trained": trained, "frozen_base": head_images, "predicted": predicted}
 
 
 def stage_parameters(profile: str, data_dir: str | None, classes: str | None, overrides: dict | None,
                      only: str | None = None) -> dict[str, dict]:
-    """Return ``{stage: parameters}`` as `cellclf run` would pass them (notebook defaults, then
-    profile, per-stage section and command line), for the stages ``only`` selects."""
-    root = paths.project_root()
-    P, per_stage, cli = runner.resolve_parameters(profile, data_dir, classes, overrides, root)
-    series = runner.notebooks(root)
-    defaults = {nb.stem: runner.notebook_defaults(nb) for nb in series}
-    runner.check_parameters(profile, P, per_stage, {k: set(v) for k, v in defaults.items()})
-    chosen = {nb.stem for nb in runner.select(series, only)}
-    return {nb.stem: {**defaults[nb.stem], **runner.parameters_for(nb.stem, P, per_stage, cli, set(defaults[nb.stem]))}
-            for nb in series if nb.stem in chosen}
+    """Return ``{stage: parameters}`` as `cellclf run` would run them (defaults, then profile,
+    per-stage section and command line, validated), for the stages ``only`` selects."""
+    try:
+        settings = profiles.resolve(profile, data_dir, classes, overrides)
+        return {nb.stem: settings.stage(nb.stem) for nb in select(notebooks(), only)}
+    except ParameterError as e:
+        raise RunError(str(e)) from None
 
 
-def _folds(ds: data.Dataset, P: dict, run_folds: pd.DataFrame | None = None) -> np.ndarray:
+def _folds(ds: Dataset, P: dict, run_folds: pd.DataFrame | None = None) -> np.ndarray:
     """Return each used image's validation fold: a run's own (``run_folds``, its folds.csv) where
     it covers exactly these images in as many folds, else drawn as a run draws them but without
     near-duplicate groups (hashing every image costs more than the count is worth; sizes can
@@ -69,12 +62,12 @@ def _folds(ds: data.Dataset, P: dict, run_folds: pd.DataFrame | None = None) -> 
     df = None
     if run_folds is not None:
         try:
-            df = folds.matching(run_folds, ds, P["folds"], "the run's folds.csv")
-        except folds.FoldsError:
+            df = matching(run_folds, ds, P["folds"], "the run's folds.csv")
+        except FoldsError:
             pass  # folds of other data or another k: draw them
     if df is None:
-        df = folds.assign(ds.ids, ds.labels, np.arange(len(ds.ids)), P["folds"], P["seed"], ds.class_names)
-    return folds.subset(df, P.get("limit", 0), P["seed"]).fold.to_numpy()
+        df = assign(ds.ids, ds.labels, np.arange(len(ds.ids)), P["folds"], P["seed"], ds.class_names)
+    return subset(df, P.get("limit", 0), P["seed"]).fold.to_numpy()
 
 
 def _epochs_label(P: dict) -> str:
@@ -87,7 +80,7 @@ def _row(stage: str, network: str, P: dict, n_used: int, n_test: int, work: dict
     if P.get("patience") and any(work.values()):  # where it trains: early stopping makes the count a ceiling
         note = "; ".join(filter(None, [note, f"at most: early stopping (patience {P['patience']})"]))
     return {"stage": stage, "network": network, "image_size": P.get("image_size"),
-            "batch_size": bs if bs else (f"auto ({AUTO_BATCH} counted)" if bs == 0 else ""),
+            "batch_size": bs if bs else (f"auto ({CPU_BATCH} counted)" if bs == 0 else ""),
             "folds": P.get("folds"), "images": n_used, "test_images": n_test,
             "epochs": _epochs_label(P),
             "tta": bool(P.get("tta", False)), **work, "note": note}
@@ -124,8 +117,8 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None,
     for stage, P in stage_params.items():
         key = (P.get("data_dir", ""), P.get("classes", ""))
         if key not in datasets:
-            datasets[key] = data.load_dataset(data.resolve_source(key[0], progress=False), key[1],
-                                              P.get("on_bad_image", "error"), progress=False)
+            datasets[key] = load_dataset(resolve_source(key[0], progress=False), key[1],
+                                         P.get("on_bad_image", "error"), progress=False)
         ds = datasets[key]
         n_test = len(ds.test_ids)
         if "epochs" in P and ("backbone" in P or stage in TRAINED_BY):
@@ -136,9 +129,9 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None,
             rows.append(_row(stage, network, P, len(fold_of), n_test, work))
         elif "backbone" in P:  # 02c: features of every image (and view) through the frozen network
             fold_of = _folds(ds, P, run_folds)
-            views = TTA_VIEWS if P.get("tta") else 1
-            bs = P.get("batch_size") or AUTO_BATCH
-            work = {**none, "predicted": views * (_padded(len(fold_of), bs) + _padded(n_test, bs))}
+            views = VIEWS if P.get("tta") else 1
+            bs = P.get("batch_size") or CPU_BATCH
+            work = {**none, "predicted": views * (padded(len(fold_of), bs) + padded(n_test, bs))}
             rows.append(_row(stage, P["backbone"], P, len(fold_of), n_test, work, "features only"))
         elif "rounds" in P:  # 06: each teacher retrained per round, with its confident test images
             if not n_test:
@@ -220,61 +213,73 @@ def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.Dat
     return out
 
 
+def _teacher_ran(stage: StageFolder, teacher: str, notes: list) -> str:
+    """Return the teacher whose rounds the run holds: ``teacher``, or the one the run picked (the
+    best stage) where the plan counted the costliest."""
+    if not teacher or stage.sub(teacher).dir.is_dir():
+        return teacher
+    ran = sorted(d.parent.name for d in stage.dir.glob("*/round1"))
+    if len(ran) == 1:
+        notes.append(f"the run retrained {ran[0]}, not {teacher}: its numbers are {ran[0]}'s")
+        return ran[0]
+    return teacher
+
+
+def _differences(r, ran: dict) -> list[str]:
+    """Return where a run's parameters ``ran`` differ from plan row ``r``'s."""
+    planned = {"image_size": r.image_size, "folds": r.folds, "epochs": str(r.epochs), "tta": bool(r.tta)}
+    got = {"image_size": ran.get("image_size"), "folds": ran.get("folds"),
+           "epochs": _epochs_label(ran) if "epochs" in ran else None, "tta": bool(ran.get("tta"))}
+    return [f"{k} {got[k]} in the run, {planned[k]} planned" for k in planned if got[k] != planned[k]]
+
+
+def _recorded(r, run: Run, stage: StageFolder, teacher: str, walled: set) -> dict:
+    """Return what the run recorded for plan row ``r``: epochs, fold seconds, stage wall, notes."""
+    notes, out = [], {"run_epochs": np.nan, "run_fold_s": np.nan, "run_stage_s": np.nan}
+    teacher = _teacher_ran(stage, teacher, notes)
+    state, why = stage.status()
+    if state == "finished" and stage.name not in walled:
+        out["run_stage_s"] = stage.metrics().get("elapsed_s", np.nan)
+        walled.add(stage.name)  # one stage, several teachers: its wall is counted once
+    elif state != "finished":
+        notes.append(why or "unfinished in the run")
+    trained = run.stage(teacher) if teacher else stage  # a student retrains its teacher's settings
+    if r.trained and trained.file(layout.STAGE_PARAMS).is_file():
+        notes += _differences(r, trained.params())
+    rounds = [stage.sub(teacher, d.name) for d in sorted(stage.sub(teacher).dir.glob("round*"))] if teacher else [stage]
+    info = [f.done() for st in rounds for f in st.folds() if f.is_done]
+    if info:
+        out["run_fold_s"] = round(sum(i["seconds"] for i in info), 1)
+        if all("epochs" in i for i in info):
+            out["run_epochs"] = sum(i["epochs"] for i in info)
+    ft = stage.fold_times()
+    if ft is not None and "resumed" in ft and ft.resumed.any():
+        notes.append("resumed: its wall time is the last call's only")
+    return {**out, "run_note": "; ".join(notes)}
+
+
 def against(table: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     """Return ``table`` (``plan``'s, with or without ``estimate``) beside what run ``run_dir``
     recorded for each row: ``run_epochs`` (epochs its folds trained, head epochs included: fewer
     than planned with early stopping), ``run_fold_s`` (its folds' own seconds of training and
     per-epoch scoring, from each fold's done.json; pseudo-labelling: the row's teacher, every
-    round, or the one teacher the run picked where the plan counted another) and ``run_stage_s`` (the stage's wall time from metrics.json: kernel start, loading,
-    predictions and pages included). ``run_note`` says where the run's parameters differ from
-    the plan's (its numbers then answer another question), or a stage is missing or unfinished."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run folder {run_dir} (give runs/<run_id> of a run made with `cellclf run`)")
+    round, or the one teacher the run picked where the plan counted another) and ``run_stage_s``
+    (the stage's wall time from metrics.json: kernel start, loading, predictions and pages
+    included). ``run_note`` says where the run's parameters differ from the plan's (its numbers
+    then answer another question), or a stage is missing or unfinished."""
+    run = open_run(run_dir)
+    rows, walled = [], set()
+    for r in table.itertuples():
+        stage_name, _, teacher = r.stage.partition(" (")
+        stage = run.stage(stage_name)
+        if not stage.dir.is_dir():
+            rows.append({"run_epochs": np.nan, "run_fold_s": np.nan, "run_stage_s": np.nan, "run_note": "not in the run"})
+            continue
+        try:
+            rows.append(_recorded(r, run, stage, teacher.rstrip(")"), walled))
+        except RunFolderError as e:  # a cut file in the run: the row says which, the plan still prints
+            rows.append({"run_epochs": np.nan, "run_fold_s": np.nan, "run_stage_s": np.nan, "run_note": str(e)})
     out = table.copy()
-    cols: dict[str, list] = {"run_epochs": [], "run_fold_s": [], "run_stage_s": [], "run_note": []}
-    walled = set()
-    for r in out.itertuples():
-        stage, _, teacher = r.stage.partition(" (")
-        teacher = teacher.rstrip(")")
-        stage_dir = run_dir / stage
-        notes, epochs, fold_s, stage_s = [], np.nan, np.nan, np.nan
-        if not stage_dir.is_dir():
-            notes.append("not in the run")
-        else:
-            if teacher and not (stage_dir / teacher).is_dir():
-                # the run picked its teacher (the best stage) where the plan counted the costliest
-                ran = sorted(d.parent.name for d in stage_dir.glob("*/round1"))
-                if len(ran) == 1:
-                    notes.append(f"the run retrained {ran[0]}, not {teacher}: its numbers are {ran[0]}'s")
-                    teacher = ran[0]
-            metrics_file = stage_dir / "metrics.json"
-            if metrics_file.exists() and stage not in walled:
-                stage_s = json.loads(metrics_file.read_text()).get("elapsed_s", np.nan)
-                walled.add(stage)  # one stage, several teachers: its wall is counted once
-            elif not metrics_file.exists():
-                notes.append("unfinished in the run")
-            params_file = (run_dir / teacher if teacher else stage_dir) / "params.json"
-            if r.trained and params_file.exists():
-                ran = json.loads(params_file.read_text())
-                planned = {"image_size": r.image_size, "folds": r.folds, "epochs": str(r.epochs), "tta": bool(r.tta)}
-                got = {"image_size": ran.get("image_size"), "folds": ran.get("folds"),
-                       "epochs": _epochs_label(ran) if "epochs" in ran else None, "tta": bool(ran.get("tta"))}
-                notes += [f"{k} {got[k]} in the run, {planned[k]} planned" for k in planned if got[k] != planned[k]]
-            done = sorted((stage_dir / teacher).glob("round*/fold*/done.json") if teacher
-                          else stage_dir.glob("fold*/done.json"))
-            if done:
-                info = [json.loads(d.read_text()) for d in done]
-                fold_s = round(sum(i["seconds"] for i in info), 1)
-                if all("epochs" in i for i in info):
-                    epochs = sum(i["epochs"] for i in info)
-            fold_times = stage_dir / "fold_times.csv"
-            if fold_times.exists() and "resumed" in (ft := pd.read_csv(fold_times)) and ft.resumed.any():
-                notes.append("resumed: its wall time is the last call's only")
-        cols["run_epochs"].append(epochs)
-        cols["run_fold_s"].append(fold_s)
-        cols["run_stage_s"].append(stage_s)
-        cols["run_note"].append("; ".join(notes))
-    for k, v in cols.items():
-        out[k] = v
+    for k in ("run_epochs", "run_fold_s", "run_stage_s", "run_note"):
+        out[k] = [row[k] for row in rows]
     return out.astype({"run_epochs": "Int64"})

@@ -1,4 +1,6 @@
-"""Run the numbered notebooks of the series through papermill into one run folder."""
+"""Run the numbered notebooks of the series through papermill into one run folder, then write
+its report. Every stage's parameters are validated before the first kernel starts and before
+anything is written, so a bad value costs seconds and leaves no run behind."""
 from __future__ import annotations
 
 import sys
@@ -7,7 +9,13 @@ from pathlib import Path
 import yaml
 
 from .. import paths
-from . import stage as runs
+from ..atomic import atomic_write
+from ..config import ParameterError, profiles, stage_name
+from ..config.validate import value
+from ..config.params import STAGES
+from ..report import stage_html, write_report
+from ..runfolder import RunFolderError, StageFolder, layout, read_yaml
+from .stage import StageFinishedError, new_run_id, refuse_finished
 
 KERNEL = "cellclf"
 
@@ -16,174 +24,117 @@ class RunError(RuntimeError):
     """A series run that stopped; the message names the stage and what to do."""
 
 
-def notebooks(root: Path | None = None) -> list[Path]:
+def notebooks() -> list[Path]:
     """Return the series' notebooks in order (notebooks/NN_*.ipynb; NNb_*.ipynb sorts after NN_)."""
-    root = root or paths.project_root()
-    return sorted((root / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
-
-
-def load_profile(profile: str, root: Path | None = None) -> dict:
-    """Return the parameters of a profile: a name in notebooks/profiles/ or a YAML path."""
-    root = root or paths.project_root()
-    path = root / "notebooks" / "profiles" / f"{profile}.yaml"
-    if not path.exists():
-        path = paths.resolve(profile)
-    if not path.is_file():
-        known = sorted(p.stem for p in (root / "notebooks" / "profiles").glob("*.yaml"))
-        raise RunError(f"--profile {profile!r}: no such profile (known: {', '.join(known)}) or YAML file")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(values, dict):
-        raise RunError(f"{path}: a profile is a flat mapping 'parameter: value'")
-    values.setdefault("profile", path.stem)
-    return values
-
-
-def declared_parameters(nb: Path) -> set[str]:
-    """Return the names assigned in the notebook's cell tagged 'parameters'."""
-    import papermill as pm
-    return set(pm.inspect_notebook(str(nb)))
-
-
-def notebook_defaults(nb: Path) -> dict:
-    """Return the notebook's parameters cell as ``{name: value}`` (papermill gives the values'
-    source text; a value that is not a Python literal is kept as that text)."""
-    import ast
-
-    import papermill as pm
-    out = {}
-    for name, spec in pm.inspect_notebook(str(nb)).items():
-        try:
-            out[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            out[name] = spec["default"]
-    return out
+    found = sorted((paths.project_root() / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
+    unknown = [nb.name for nb in found if nb.stem not in STAGES]
+    if unknown:
+        raise RunError(f"notebook(s) {', '.join(unknown)} have no parameters in cellclf_utils.config.params.STAGES")
+    return found
 
 
 def select(nbs: list[Path], only: str | None) -> list[Path]:
-    """Return the notebooks named by ``only`` ('01,02' or stage names), all when None."""
+    """Return the notebooks named by ``only`` ('01,02', '03,vgg16' or full names), all when None."""
     if not only:
         return nbs
-    wanted = [w.strip() for w in only.split(",") if w.strip()]
-    chosen = [nb for nb in nbs if any(nb.stem == w or nb.stem.split("_")[0] == w.zfill(2) for w in wanted)]
-    unknown = [w for w in wanted if not any(nb.stem == w or nb.stem.split("_")[0] == w.zfill(2) for nb in nbs)]
-    if unknown:
-        raise RunError(f"--only: unknown stage(s) {', '.join(unknown)}; stages: {', '.join(nb.stem for nb in nbs)}")
-    return chosen
+    try:
+        wanted = {stage_name(w) for w in only.split(",") if w.strip()}
+    except ParameterError as e:
+        raise RunError(f"--only: {e}") from None
+    return [nb for nb in nbs if nb.stem in wanted]
 
 
-def resolve_parameters(profile: str, data: str | None, classes: str | None, overrides: dict | None,
-                       root: Path | None = None) -> tuple[dict, dict, dict]:
-    """Return ``(P, per_stage, cli)``: the profile's parameters with the command line's on top,
-    the profile's per-stage sections, and the command line's own (which win over a section)."""
-    P = load_profile(profile, root)
-    # precedence: profile < the profile's per-stage section < command line
-    per_stage = P.pop("stages", None) or {}
-    cli = dict(overrides or {})
-    if data is not None:
-        cli["data_dir"] = str(paths.resolve(data)) if data else ""
-    if classes is not None:
-        cli["classes"] = classes
-    P.update(cli)
-    return P, per_stage, cli
+def _check_run(run_dir: Path, record: dict, chosen: list[Path], resume: bool) -> None:
+    """Raise RunError when the run exists with other parameters, or holds a chosen stage finished
+    (without ``resume``) or damaged."""
+    stored = run_dir / layout.PARAMS_YAML
+    if stored.exists():
+        try:
+            before = read_yaml(stored)
+        except RunFolderError as e:
+            raise RunError(str(e)) from None
+        changed = {k for k in set(before) | set(record) if before.get(k) != record.get(k)}
+        if changed:
+            raise RunError(f"run {run_dir.name} exists with other parameters ({', '.join(sorted(changed))} "
+                           f"differ from {stored}); use a new --run-id")
+    for nb in chosen:
+        stage = StageFolder(run_dir / nb.stem)
+        if resume and stage.is_finished:
+            continue
+        try:
+            refuse_finished(stage)
+        except StageFinishedError as e:
+            raise RunError(str(e)) from None
 
 
-def check_parameters(profile: str, P: dict, per_stage: dict, declared: dict[str, set]) -> None:
-    """Raise RunError for a parameter no notebook declares, or a per-stage section naming an
-    unknown stage or a parameter that stage lacks."""
-    unknown = sorted(set(P) - set().union(*declared.values()))
-    if unknown:
-        raise RunError(f"parameter(s) {', '.join(unknown)} are not parameters of any notebook in the series; "
-                       "`cellclf params <stage>` lists them")
-    for stem, values in per_stage.items():
-        if stem not in declared:
-            raise RunError(f"profile {profile!r}: section stages.{stem} names no notebook of the series")
-        wrong = sorted(set(values) - declared[stem])
-        if wrong:
-            raise RunError(f"profile {profile!r}: {', '.join(wrong)} are not parameters of {stem}")
+def plan_run(settings: profiles.Settings, run_id: str | None, chosen: list[Path], resume: bool) -> tuple[Path, dict]:
+    """Return (run folder, {stage: the parameters its notebook gets}) once every chosen stage's
+    parameters and the run id are valid; nothing is written."""
+    try:
+        for nb in chosen:
+            settings.stage(nb.stem)  # validated in full: defaults and what is passed
+        run_id = value("run_id", run_id or settings.values.get("run_id") or new_run_id(settings.values["profile"]))
+    except ParameterError as e:
+        raise RunError(str(e)) from None
+    run_dir = paths.runs_dir() / run_id
+    _check_run(run_dir, settings.record(), chosen, resume)
+    # the run's folder name wins over a `-p run_id`
+    return run_dir, {nb.stem: {**settings.passed(nb.stem), "run_id": run_id} for nb in chosen}
 
 
-def parameters_for(stem: str, P: dict, per_stage: dict, cli: dict, declared: set) -> dict:
-    """Return the parameters notebook ``stem`` gets: only those its parameters cell declares."""
-    merged = {**P, **per_stage.get(stem, {}), **cli}
-    return {k: v for k, v in merged.items() if k in declared}
+def _execute(nb: Path, out: Path, parameters: dict, desc: str, log_output: bool, progress: bool, resume_hint: str):
+    """Run one notebook through papermill into ``out``; RunError naming the stage when it fails."""
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+    try:
+        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name=KERNEL, cwd=str(Path.cwd()),
+                            progress_bar={"desc": desc} if progress else False, log_output=log_output)
+    except pm.PapermillExecutionError as e:
+        _try_html(out)
+        raise RunError(f"stage {nb.stem} failed: {e.ename}: {e.evalue}\n  executed notebook: {out}\n"
+                       f"  fix the cause, then continue with: {resume_hint}") from None
+    except DeadKernelError:
+        _try_html(out)
+        raise RunError(f"stage {nb.stem}: its kernel died (killed, or out of memory: try a smaller "
+                       f"image_size or batch_size)\n  executed notebook so far: {out}\n"
+                       f"  finished folds are kept; continue with: {resume_hint}") from None
 
 
 def run_series(profile: str = "quick", data: str | None = None, classes: str | None = None,
                run_id: str | None = None, only: str | None = None, resume: bool = False,
                overrides: dict | None = None, log_output: bool = False, hide_code: bool = False,
                progress: bool = True) -> Path:
-    """Run the series' notebooks in order into runs/<run_id>/ and write the report.
-
-    Returns the path of index.html. Finished stages are skipped with ``resume`` and refused
-    without it; a failing stage stops the run with a RunError naming it.
-    """
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
-
-    root = paths.project_root()
-    P, per_stage, cli = resolve_parameters(profile, data, classes, overrides, root)
-    P["run_id"] = run_id or P.get("run_id") or runs.new_run_id(P["profile"])
-    run_dir = paths.runs_dir() / P["run_id"]
-    stored = run_dir / "params.yaml"
-    # what the run records: per-stage sections included, so --resume compares them too
-    record = {**P, "stages": per_stage} if per_stage else dict(P)
-    if stored.exists():
-        before = yaml.safe_load(stored.read_text()) or {}
-        changed = {k for k in set(before) | set(record) if before.get(k) != record.get(k)}
-        if changed:
-            raise RunError(f"run {P['run_id']} exists with other parameters ({', '.join(sorted(changed))} "
-                           f"differ from {stored}); use a new --run-id")
-    series = notebooks(root)
-    stages = select(series, only)
-    if not stages:
-        raise RunError(f"no notebooks found in {root / 'notebooks'}")
-    declared = {nb.stem: declared_parameters(nb) for nb in series}
-    check_parameters(profile, P, per_stage, declared)
-    for nb in stages:
-        if runs.is_finished(run_dir / nb.stem) and not resume:
-            raise RunError(str(runs.finished_error(run_dir / nb.stem)))
+    """Run the series' notebooks in order into runs/<run_id>/ and write the report; return the
+    path of index.html. Finished stages are skipped with ``resume`` and refused without it; a
+    failing stage stops the run with a RunError naming it."""
+    try:
+        settings = profiles.resolve(profile, data, classes, overrides)
+    except ParameterError as e:
+        raise RunError(str(e)) from None
+    chosen = select(notebooks(), only)
+    run_dir, passed = plan_run(settings, run_id, chosen, resume)
+    print(f"run {run_dir.name} ({settings.values['profile']} profile): {len(chosen)} stage(s) → {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not stored.exists():
-        runs.atomic_write(stored, yaml.safe_dump(record, sort_keys=True))
-    print(f"run {P['run_id']} ({P['profile']} profile): {len(stages)} stage(s) → {run_dir}")
-    for i, nb in enumerate(stages, 1):
-        stage_dir = run_dir / nb.stem
-        if runs.is_finished(stage_dir):
-            print(f"[{i}/{len(stages)}] {nb.stem}: finished earlier, skipped (--resume)")
+    if not (run_dir / layout.PARAMS_YAML).exists():
+        atomic_write(run_dir / layout.PARAMS_YAML, yaml.safe_dump(settings.record(), sort_keys=True))
+    hint = f"cellclf run --run-id {run_dir.name} --profile {profile} --resume"
+    for i, nb in enumerate(chosen, 1):
+        stage = StageFolder(run_dir / nb.stem)
+        if stage.is_finished:
+            print(f"[{i}/{len(chosen)}] {nb.stem}: finished earlier, skipped (--resume)")
             continue
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        out = stage_dir / "notebook.ipynb"
-        try:
-            # the run's folder name wins over a `-p run_id`
-            mine = parameters_for(nb.stem, P, per_stage, {**cli, "run_id": P["run_id"]}, declared[nb.stem])
-            pm.execute_notebook(str(nb), str(out), parameters=mine, kernel_name=KERNEL, cwd=str(root),
-                                progress_bar={"desc": f"[{i}/{len(stages)}] {nb.stem}"} if progress else False,
-                                log_output=log_output)
-        except pm.PapermillExecutionError as e:
-            _try_html(out)
-            raise RunError(f"stage {nb.stem} failed: {e.ename}: {e.evalue}\n"
-                           f"  executed notebook: {out}\n"
-                           f"  fix the cause, then continue with: cellclf run --run-id {P['run_id']} "
-                           f"--profile {profile} --resume") from None
-        except DeadKernelError:
-            _try_html(out)
-            raise RunError(f"stage {nb.stem}: its kernel died (killed, or out of memory: try a smaller "
-                           f"image_size or batch_size)\n"
-                           f"  executed notebook so far: {out}\n"
-                           f"  finished folds are kept; continue with: cellclf run --run-id {P['run_id']} "
-                           f"--profile {profile} --resume") from None
-        if not runs.is_finished(stage_dir):
-            raise RunError(f"stage {nb.stem} ran to the end without writing metrics.json; "
+        stage.dir.mkdir(parents=True, exist_ok=True)
+        out = stage.file(layout.NOTEBOOK)
+        _execute(nb, out, passed[nb.stem], f"[{i}/{len(chosen)}] {nb.stem}", log_output, progress, hint)
+        if not stage.is_finished:
+            raise RunError(f"stage {nb.stem} ran to the end without writing {layout.METRICS}; "
                            f"its last cell must call st.finish(...) (see {out})")
-    from ..report import index as report
-    index = report.write_report(run_dir, hide_code=hide_code)
-    return index
+    return write_report(run_dir, hide_code=hide_code)
 
 
 def _try_html(nb_path: Path) -> None:
     """Render a failed stage's notebook so the error can be read in a browser; never raises."""
     try:
-        from ..report import index as report
-        report.stage_html(nb_path)
+        stage_html(nb_path)
     except Exception as e:  # the RunError being raised matters more
         print(f"(could not render {nb_path} to HTML: {e})", file=sys.stderr)

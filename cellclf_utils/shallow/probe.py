@@ -12,9 +12,9 @@ import keras
 import numpy as np
 
 from ..model import backbones
-from . import classical
-from ..train.device import memory, precision
 from ..model.tta import outputs
+from .classifiers import make_classifier
+from .features import colour_histograms
 
 
 def extractor(backbone: str, image_size: int, weights: str, pooling: str = "gap") -> keras.Model:
@@ -39,11 +39,11 @@ def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap
     """Return ``featurize(x)``: float32 (N, F) pooled features of uint8 images (N, S, S, 3),
     with ``colour`` followed by 02b's hue/saturation/value and stain histograms (96 columns),
     class evidence (stain uptake) that features learned on ImageNet photos need not hold.
-    Sets Keras' dtype policy first (``precision.auto``: bfloat16 compute on an accelerator, as
-    the fine-tuning stages run; float32 on a CPU); features come back as float32 either way."""
-    precision.auto()
+    The network computes in Keras' current dtype policy (the stage sets it); features come
+    back as float32 either way."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
     model = extractor(backbone, image_size, weights, pooling)
-    batch_size = batch_size or memory.CPU_BATCH  # 0 (auto): inference needs far less memory than training
 
     def featurize(x: np.ndarray) -> np.ndarray:
         if x.shape[1:3] != (image_size, image_size):
@@ -51,7 +51,7 @@ def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap
                              f"for {image_size} px; load them with the same image_size")
         # whole batches only: a short last batch would compile the model a second time
         out = outputs(model, x, batch_size).astype("float32")
-        return np.hstack([out, classical.colour_histograms(x)]) if colour else out
+        return np.hstack([out, colour_histograms(x)]) if colour else out
     return featurize
 
 
@@ -75,7 +75,7 @@ def fit_head(model: keras.Model, features: keras.Model, x: np.ndarray, y: np.nda
     gradients distort the pretrained features (Kumar et al., 2022).
     """
     feats = outputs(features, x, batch_size).astype("float64")
-    clf = classical.make_classifier("logreg", C).fit(feats, y)
+    clf = make_classifier("logreg", C).fit(feats, y)
     scaler, logreg = clf[0], clf[-1]
     coef, intercept = logreg.coef_, logreg.intercept_
     if len(logreg.classes_) == 2:  # scikit-learn keeps one logit for two classes: softmax of [0, z]

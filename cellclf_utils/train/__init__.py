@@ -1,0 +1,14 @@
+"""Training Keras models on the run's folds: cross-validation with fold-level resume, one
+fold's phases (prepare, head warm-up, fine-tune, predict, save), the best-epoch callback,
+learning-rate schedules, pseudo-labelling, and the device side (precision, memory, resident
+images, compile cache).
+
+Entry points: ``cross_validate(build, x, y, fold_of, x_test, params, stage_dir) -> CVResult``,
+``fit_fold``, ``signature``, ``BestEpoch``, ``schedules.make_optimizer``, ``pseudo``.
+"""
+from .callbacks import BestEpoch
+from .cross_validation import cross_validate
+from .fold import fit_fold
+from .resume import ResumeMismatchError, signature
+
+__all__ = ["BestEpoch", "cross_validate", "fit_fold", "ResumeMismatchError", "signature"]

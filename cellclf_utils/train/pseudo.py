@@ -8,45 +8,48 @@ out-of-fold score stays honest.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Callable
 
+import keras
 import numpy as np
 import pandas as pd
+
+from .. import metrics
+from ..runfolder import Run, StageFolder, layout
+from .cross_validation import cross_validate
 
 
 class PseudoError(ValueError):
     """A teacher that cannot be used; the message says what to pick instead."""
 
 
-def teachers(run_dir: Path, teacher: str) -> list[str]:
+def teachers(run: Run, teacher: str) -> list[str]:
     """Return the teacher stages: ``teacher`` as a comma-separated list of stage folders, or
     (empty) the finished trained stage with the best out-of-fold accuracy. Each must have kept
     per-fold test predictions (``fold<k>/preds.npz``)."""
-    run_dir = Path(run_dir)
     usable = {}
-    for d in sorted(run_dir.iterdir()):
-        m = d / "metrics.json"
-        if m.exists() and list(d.glob("fold*/preds.npz")):
-            metrics = json.loads(m.read_text())
-            if metrics.get("kind") == "model" and "test" in np.load(next(d.glob("fold*/preds.npz"))):
-                usable[d.name] = (metrics.get("cv") or {}).get("accuracy", 0)
+    for st in run.finished("model"):
+        done = [f for f in st.folds() if f.is_done]
+        if done and "test" in done[0].preds():
+            usable[st.name] = (st.metrics().get("cv") or {}).get("accuracy", 0)
     names = [t.strip() for t in teacher.split(",") if t.strip()] or \
         ([max(usable, key=usable.get)] if usable else [])
     bad = [t for t in names if t not in usable]
     if not names or bad:
-        raise PseudoError(f"parameter 'teacher': {', '.join(bad) or 'no stage'} cannot teach in run {run_dir.name}: "
+        raise PseudoError(f"parameter 'teacher': {', '.join(bad) or 'no stage'} cannot teach in run {run.id}: "
                           "a teacher is a finished trained stage (02-05) that predicted test images per fold; "
                           f"usable here: {', '.join(usable) or 'none (does the dataset have a test/ folder?)'}")
     return names
 
 
-def teacher_fold_proba(stage_dir: Path, fold: int) -> np.ndarray:
-    """Return the test-set probabilities of the teacher's fold-``fold`` model."""
-    path = Path(stage_dir) / f"fold{fold}" / "preds.npz"
-    if not path.exists():
-        raise PseudoError(f"{path} is missing: the teacher's fold {fold} did not finish; rerun it with --resume")
-    return np.load(path)["test"]
+def fold_proba(stage: StageFolder, fold: int) -> np.ndarray:
+    """Return the test-set probabilities of a stage's fold-``fold`` model (a teacher, or the
+    student of a round)."""
+    f = stage.fold(fold)
+    if not f.is_done:
+        raise PseudoError(f"{f.dir} is not finished: the teacher's fold {fold} did not finish; rerun it with --resume")
+    return f.preds()["test"]
 
 
 def select(proba: np.ndarray, threshold: float, per_class_cap: int = 0) -> np.ndarray:
@@ -100,3 +103,39 @@ def label_accuracy(proba_by_fold: dict[int, np.ndarray], extras: dict[int, tuple
         right += int((proba_by_fold[fold][idx].argmax(1) == test_labels[idx]).sum())
         total += len(idx)
     return right / total if total else None
+
+
+SETTINGS = ("threshold", "per_class_cap", "soft")  # what a student's pseudo-labels depend on
+
+
+def rounds(build: Callable[[], keras.Model], x, y, fold_of, x_test, test_labels, class_names: list[str],
+           teacher_params: dict, settings: dict, teacher: StageFolder, out_dir: Path,
+           blocked: dict[int, set]) -> tuple:
+    """Retrain ``teacher`` (a finished stage) with its confident test predictions, ``settings['rounds']``
+    times (each round's student teaches the next), each round's folds under ``out_dir/round<r>``;
+    return (the last round's CVResult, one row per round: the teacher's and the student's
+    out-of-fold and test accuracy, pseudo-labels used and their accuracy where test labels exist)."""
+    proba = {f: fold_proba(teacher, f) for f in np.unique(fold_of).tolist()}
+    before = teacher.metrics()
+    acc_before = (before["cv"]["accuracy"], (before.get("test") or {}).get("accuracy"))
+    rows, cv = [], None
+    for r in range(1, settings["rounds"] + 1):
+        extras = fold_extras(proba, x_test, settings["threshold"], settings["per_class_cap"], settings["soft"], blocked)
+        print(f"{teacher.name}, round {r}: " + ", ".join(f"fold {k}: {len(e[2])}" for k, e in extras.items())
+              + " pseudo-labelled test images")
+        # the pseudo-label settings join the fold signature, so --resume never reuses a fold
+        # trained on other pseudo-labels
+        student = {**teacher_params, "pseudo": {k: settings[k] for k in SETTINGS} | {"round": r}}
+        round_dir = Path(out_dir) / layout.round_dir(r)
+        cv = cross_validate(build, x, y, fold_of, x_test, student, round_dir, extra_for_fold=lambda k: extras[k][:2])
+        after = metrics.summary(y, cv.oof, class_names, seed=teacher_params["seed"])
+        test_after = (float((cv.test.argmax(1) == test_labels).mean())
+                      if cv.test is not None and test_labels is not None else None)
+        rows.append({"teacher": teacher.name, "round": r,
+                     "pseudo_labels": int(np.mean([len(e[2]) for e in extras.values()])),
+                     "pseudo_label_accuracy": label_accuracy(proba, extras, test_labels),
+                     "cv_before": acc_before[0], "cv_after": after["accuracy"],
+                     "test_before": acc_before[1], "test_after": test_after})
+        acc_before = (after["accuracy"], test_after)
+        proba = {k: fold_proba(StageFolder(round_dir), k) for k in proba}
+    return cv, rows

@@ -11,6 +11,8 @@ import math
 
 import keras
 
+from . import precision
+
 OPTIMIZER_SLOTS = {"sgd": 1, "adam": 2, "adamw": 2}  # float32 slots per trainable weight (momentum; m and v)
 ACTIVATION_FACTOR = 2.0  # the outputs kept for the backward pass, and their gradients
 FRACTION = 0.85          # of the card's memory: the rest for the framework, cuDNN/XLA workspaces, the image store
@@ -58,7 +60,6 @@ def training_bytes(model: keras.Model, batch_size: int, optimizer: str = "sgd") 
 def device_bytes() -> int | None:
     """Return the accelerator's memory in bytes as the Keras backend reports it; None on a CPU,
     or under TensorFlow (which reports what is in use, not what there is)."""
-    from . import precision
     if precision.accelerator() is None:
         return None
     backend = keras.backend.backend()

@@ -1,0 +1,65 @@
+"""Every file and folder name of a run folder, defined once (imports nothing of the package).
+
+::
+
+    runs/<run_id>/
+        params.yaml                 the series' parameters (cellclf run), or the first stage's
+        folds.csv                   id,fold,group,label: drawn once, read by every stage
+        index.html                  the report
+        <stage>/                    one folder per notebook, named like it (01_eda_colour, ...)
+            notebook.ipynb          the executed notebook (papermill)
+            notebook.html           its page
+            params.json             the stage's validated parameters (written first)
+            oof.csv                 id,fold,label,p_<class>...: out-of-fold probabilities
+            test.csv                id,p_<class>...: test probabilities (mean over folds)
+            history.csv             per fold and epoch: losses, scores, learning rate, phase
+            fold_times.csv          per fold: best epoch, seconds, images/s, compiles, resumed
+            figures/<name>.png      the figures metrics.json lists
+            fold<k>/                one per fold of a trained stage
+                model.weights.h5    the fold's kept weights
+                preds.npz           val_idx, val, val_plain[, test]
+                history.csv         the fold's epochs
+                done.json           written last: the fold is finished
+            <teacher>/round<r>/fold<k>/   06: the student's folds, per teacher and round
+            metrics.json            written last: the stage is finished when it is there and readable
+"""
+
+PARAMS_YAML = "params.yaml"
+FOLDS_CSV = "folds.csv"
+INDEX_HTML = "index.html"
+
+NOTEBOOK = "notebook.ipynb"
+NOTEBOOK_HTML = "notebook.html"
+STAGE_PARAMS = "params.json"
+METRICS = "metrics.json"
+OOF = "oof.csv"
+TEST = "test.csv"
+HISTORY = "history.csv"
+FOLD_TIMES = "fold_times.csv"
+FIGURES = "figures"
+LEADERBOARD = "leaderboard.csv"        # 07
+SUBMISSION = "submission.csv"          # 07
+PSEUDO_TABLE = "pseudo_labelling.csv"  # 06
+QUALITY_HTML = "quality.html"          # 01
+
+FOLD_WEIGHTS = "model.weights.h5"
+FOLD_PREDS = "preds.npz"
+FOLD_HISTORY = "history.csv"
+FOLD_DONE = "done.json"
+
+FOLDS_COLUMNS = ("id", "fold", "group", "label")
+
+
+def fold_dir(k: int) -> str:
+    """Return the folder name of fold ``k``."""
+    return f"fold{int(k)}"
+
+
+def round_dir(r: int) -> str:
+    """Return the folder name of pseudo-labelling round ``r`` (inside 06's ``<teacher>/``)."""
+    return f"round{int(r)}"
+
+
+def figure(name: str) -> str:
+    """Return the stage-relative path of figure ``name``."""
+    return f"{FIGURES}/{name}.png"
