@@ -137,21 +137,21 @@ def _cmd_report(a) -> int:
 
 def _cmd_plan(a) -> int:
     import pandas as pd
-    from .run import RunError, plan as workload
+    from .run import RunError, plan
     from .runfolder import open_run
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
     try:
-        params = workload.stage_parameters(a.profile, a.data, a.classes, overrides, a.only)
+        params = plan.stage_parameters(a.profile, a.data, a.classes, overrides, a.only)
     except RunError as e:
         print(f"cellclf plan: {e}", file=sys.stderr)
         return 1
-    speeds = workload.read_speeds(a.speeds) if a.speeds else None
+    speeds = plan.read_speeds(a.speeds) if a.speeds else None
     # the run's own folds (near-duplicate groups kept together), so its fold sizes are the plan's
-    table = workload.plan(params, speeds, open_run(a.against).folds() if a.against else None)
+    table = plan.plan(params, speeds, open_run(a.against).folds() if a.against else None)
     if speeds is not None:
-        table = workload.estimate(table, speeds)
+        table = plan.estimate(table, speeds)
     if a.against:
-        table = workload.against(table, a.against)
+        table = plan.against(table, a.against)
     if a.json:
         print(table.to_json(orient="records", indent=1))
         return 0

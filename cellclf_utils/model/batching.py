@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def steps(n: int, batch_size: int) -> int:
+    """Return the batches an epoch (or a prediction pass) of ``n`` images takes."""
+    return -(-n // batch_size)
+
+
 def padded(n: int, batch_size: int) -> int:
     """Return ``n`` rounded up to whole batches: the images an epoch trains or a pass predicts."""
-    return -(-n // batch_size) * batch_size
-
-
-def steps(n: int, batch_size: int) -> int:
-    """Return the batches an epoch of ``n`` images takes."""
-    return -(-n // batch_size)
+    return steps(n, batch_size) * batch_size
 
 
 def fill_rows(n: int, batch_size: int, seed: int) -> np.ndarray:
