@@ -66,6 +66,7 @@ for preset in ACTIVE:
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_presets_work_and_compile_under_jax():
     out = run_under_jax(JAX_PRESETS)
     assert all(f"{p} jax ok" in out for p in ACTIVE), out

@@ -47,6 +47,7 @@ def test_mixed_labels_and_weights_match_the_mixed_pixels():
     exec(compile(CHECK, "CHECK", "exec"), {})
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_mixed_labels_and_weights_match_the_mixed_pixels_under_jax():
     assert run_under_jax(CHECK).count("mixing ok") == 3
 

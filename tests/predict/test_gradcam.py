@@ -135,6 +135,7 @@ print(sys.argv[1], round(float(m[:4, :4].mean()), 3), float(m[8:, 8:].max()), g.
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_computes_under_other_backends(backend):
     # each backend has its own gradient call (gradcam._gradient); torch is not a project

@@ -189,6 +189,7 @@ def test_without_a_named_teacher_the_costliest_stage_is_counted(small_dataset):
     assert "06_pseudo_labelling (04_vgg16)" in workload.plan(params, slow_vgg).stage.tolist()
 
 
+@pytest.mark.slow  # the benchmark script in a fresh Python: make test, not make test-fast
 def test_throughput_csv_feeds_plan_speeds(tmp_path):
     # the contract between benchmarks/throughput.py and `cellclf plan --speeds`: its rows (a
     # training and a forward-only variant, with the batch size) read back as speeds

@@ -84,6 +84,7 @@ print(probe.featurizer("mobilenet_v2", 96, sys.argv[1], batch_size=2)(x).round(5
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_shared_weights_give_keras_applications_features_under_tf_and_jax():
     path = shared_or_skip("weights", "mobilenet_v2", "mobilenet_v2_imagenet_notop.weights.h5")
     x = np.random.default_rng(1).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
@@ -203,5 +204,6 @@ print("lpft ok")
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_probe_head_and_frozen_bn_fine_tune_under_jax():
     assert "lpft ok" in run_under_jax(_LPFT_UNDER_JAX, timeout=600)

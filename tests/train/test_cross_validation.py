@@ -167,6 +167,7 @@ print(json.dumps({"epoch": epoch, "differs_from_last": any(not np.array_equal(a,
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_best_weights_kept_on_the_device_are_the_best_epochs_under_tf_and_jax():
     """The best epoch's weights are copied where they live (no numpy round trip) while fit goes
     on updating the variables (under JAX, donating their buffers to the next step): restore()
@@ -210,6 +211,7 @@ print("jax ok", loss)
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_baseline_trains_under_jax():
     assert "jax ok" in run_under_jax(JAX_STEP)
 
@@ -277,6 +279,7 @@ def test_head_warmup_then_fine_tune_keeps_the_freeze_policy_and_compiles_once_pe
     scope["two_phases"](tmp_path)
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_two_phase_reuse_under_jax(tmp_path):
     """Under JAX a compiled step is tied to which variables train: reusing one per phase
     must still freeze the base in the head phase and train it in the next, fold after fold."""

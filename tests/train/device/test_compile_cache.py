@@ -30,6 +30,7 @@ print("RESULT", (cv.folds.compiles.tolist(), cv.folds.compile_s.tolist(), cv.fol
 """
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_compiled_steps_are_reused_by_later_folds_and_loaded_from_the_cache_by_later_runs(tmp_path):
     def run(name):
         out = run_under_jax(SCRIPT, tmp_path / "xla", tmp_path / name)

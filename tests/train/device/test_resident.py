@@ -59,6 +59,7 @@ def test_fitting_through_the_store_trains_exactly_like_fitting_the_images():
     scope["check"]()
 
 
+@pytest.mark.slow  # a fresh Python under another Keras backend: make test, not make test-fast
 def test_fitting_through_the_store_under_jax():
     assert "same weights" in run_under_jax(SAME + "\ncheck()", timeout=300)
 
