@@ -56,7 +56,7 @@ def main() -> None:
     from cellclf_utils.data import cache
     cache._hash_memo.clear()
     _, dt3 = _timed(lambda: load_dataset(source, progress=False).images(96, progress=False))
-    rows.append((f"load + images @96 px again (warm cache)", f"{dt3:.1f} s", ""))
+    rows.append(("load + images @96 px again (warm cache)", f"{dt3:.1f} s", ""))
 
     rng = np.random.default_rng(0)
     for size in a.sizes:

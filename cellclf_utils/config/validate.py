@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import paths
 from ..data.classes import ClassMappingError, load_mapping
 from ..model.backbones import REGISTRY as BACKBONES
-from .params import SPECS, ParameterError, Spec, stage_name, stage_parameters
+from .params import SPECS, ParameterError, Spec, stage_parameters
 
 
 def _fail(name, value, what):
@@ -106,12 +106,8 @@ def _together(P: dict) -> None:
 def validate(stage: str, namespace: dict) -> dict:
     """Return the stage's parameters taken from ``namespace`` (a notebook's globals(), or what
     `cellclf run` would pass), converted and checked. Raises ParameterError naming the first bad one."""
-    try:
-        names = stage_parameters(stage)
-    except ParameterError:
-        raise ParameterError(f"unknown stage {stage!r}") from None
     out = {}
-    for name in names:
+    for name in stage_parameters(stage):  # ParameterError listing the stages for an unknown one
         if name not in namespace:
             raise ParameterError(f"parameter '{name}' is missing from the notebook's parameters cell")
         out[name] = value(name, namespace[name])
@@ -131,4 +127,4 @@ def resolve_files(P: dict, cwd: Path | None = None) -> dict:
     return out
 
 
-__all__ = ["ParameterError", "resolve_files", "stage_name", "validate", "value"]
+__all__ = ["resolve_files", "validate", "value"]

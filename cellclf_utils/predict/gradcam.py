@@ -63,7 +63,6 @@ def _gradient(score, a: np.ndarray) -> np.ndarray:
         import jax
         return np.asarray(jax.grad(score)(jax.numpy.asarray(a)))
     if backend == "torch":
-        import torch
         t = keras.ops.convert_to_tensor(a).detach().requires_grad_(True)  # on Keras' device
         score(t).backward()
         return t.grad.detach().cpu().numpy()

@@ -22,6 +22,7 @@ from .stage_page import stage_html
 LEADERBOARD_COLUMNS = ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc", "test_accuracy",
                        "cv_accuracy_no_tta"]
 
+
 def _finished_metrics(run: Run) -> list[tuple[StageFolder, dict]]:
     """Return (stage, metrics) of every finished stage, in the series' order."""
     return [(st, st.metrics()) for st in run.stages() if st.is_finished]

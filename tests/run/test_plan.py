@@ -196,7 +196,6 @@ def test_throughput_csv_feeds_plan_speeds(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
     out = tmp_path / "speeds.csv"
     script = ROOT / "benchmarks" / "throughput.py"
     subprocess.run([sys.executable, str(script), "--models", "baseline@32", "vgg16@32", "--batch-size", "4",
