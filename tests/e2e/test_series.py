@@ -198,6 +198,12 @@ def test_papermill_by_hand(tiny, env, tmp_path):
     assert len(runs) == 1
     params = json.loads((runs[0] / "02_baseline_cnn" / "params.json").read_text())
     assert params["lr"] == 1e-3 and params["epochs"] == 1
+    # by hand a bad value stops the notebook in its first cell, naming the parameter; no stage folder
+    r = _run([str(BIN / "papermill"), "notebooks/02_baseline_cnn.ipynb", str(tmp_path / "bad.ipynb"), "-p", "data_dir",
+              str(tiny[0]), "-p", "optimizer", "rmsprop", "-p", "run_id", "bad", "--no-progress-bar"], env)
+    assert r.returncode != 0
+    assert "ParameterError: parameter 'optimizer' must be one of sgd, adam, adamw (got 'rmsprop')" in r.stderr
+    assert not (Path(env["CELLCLF_RUNS"]) / "bad").exists()
 
 
 @needs_weights
