@@ -90,3 +90,13 @@ def test_freeze_bn_reaches_the_model_and_survives_the_per_fold_reset():
     assert all(layer.trainable for layer in base.layers if layer.weights and layer not in bn)
     assert not any(layer.trainable for layer in build().get_layer("base").layers
                    if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_the_probe_features_of_random_weights_follow_the_seed():
+    """02c with weights none must give the same features on a rerun: the seed fixes the weights."""
+    P = {"backbone": "mobilenet_v2", "image_size": 32, "weights": "none", "pooling": "gap", "batch_size": 4,
+         "colour": False, "seed": 0}
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.uint8)
+    a, b = stages.probe_featurizer(P)(x), stages.probe_featurizer(P)(x)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, stages.probe_featurizer({**P, "seed": 1})(x))

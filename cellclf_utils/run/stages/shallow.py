@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import keras
 import numpy as np
 
 from ...shallow import probe
@@ -14,7 +15,9 @@ from .models import weights_path
 
 def probe_featurizer(P: dict) -> Callable[[np.ndarray], np.ndarray]:
     """Return 02c's ``featurize(x)``: the frozen backbone's pooled features (with colour histograms
-    when ``colour``), computed in bf16 on an accelerator and float32 on a CPU."""
+    when ``colour``), computed in bf16 on an accelerator and float32 on a CPU. The seed fixes the
+    backbone's weights where they are random (``weights none``), so a rerun gives the same features."""
     precision.auto()
+    keras.utils.set_random_seed(P["seed"])
     return probe.featurizer(P["backbone"], P["image_size"], weights_path(P["weights"]), P["pooling"],
                             P["batch_size"] or memory.CPU_BATCH, colour=P["colour"])
