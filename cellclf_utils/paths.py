@@ -67,8 +67,10 @@ def cache_dir() -> Path:
     env = os.environ.get("CELLCLF_CACHE")
     if env:
         return Path(env)
-    root = package_checkout()
-    return root / ".cache" / "cellclf" if root else Path.home() / ".cache" / "cellclf"
+    try:
+        return project_root() / ".cache" / "cellclf"
+    except SeriesNotFoundError:
+        return Path.home() / ".cache" / "cellclf"
 
 
 def runs_dir() -> Path:

@@ -10,9 +10,8 @@ import yaml
 
 from .. import paths
 from ..atomic import atomic_write
-from ..config import ParameterError, profiles, stage_name
+from ..config import STAGES, ParameterError, profiles, stage_name
 from ..config.validate import value
-from ..config.params import STAGES
 from ..report import stage_html, write_report
 from ..runfolder import RunFolderError, StageFolder, layout, read_yaml
 from .stage import StageFinishedError, new_run_id, refuse_finished
