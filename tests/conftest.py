@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's commands: cellclf, papermill
 SHARED = ROOT.parent / "shared"
 TEST_DIRS = [str(ROOT / "tests"), *sorted(str(d) for d in (ROOT / "tests").rglob("*") if d.is_dir()
                                            and not d.name.startswith((".", "_")))]
@@ -106,3 +107,42 @@ def toy_images(n=48, size=16):
     x = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
     x[y == 1, :, : size // 2] += 150
     return x, y
+
+
+# The smoke series the end-to-end tests share (tests/e2e): one run per test session, in the
+# worker of xdist_group "series", on a tiny 8-class synthetic set.
+SMOKE_CLASSES = 8
+SMOKE_LIMIT = 12  # the smoke profile's images per class
+
+
+def run_process(args, env, cwd=ROOT, timeout=1800):
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """8 classes x 14 training images at 48 px, 3 test images per class; and the class names."""
+    from cellclf_utils.data import synth
+    out = tmp_path_factory.mktemp("tiny") / "synth8"
+    summary = synth.generate(out, seed=3, size=48, n_train_per_class=14, n_test_per_class=3, n_classes=SMOKE_CLASSES,
+                             progress=False)
+    return out, sorted(summary["classes"])
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("e2e_runs")
+    return {**os.environ, "CELLCLF_RUNS": str(runs), "CELLCLF_CACHE": str(runs.parent / "e2e_cache"),
+            "KERAS_BACKEND": "tensorflow", "CELLCLF_ROOT": str(ROOT)}
+
+
+@pytest.fixture(scope="session")
+def series(tiny, env, tmp_path_factory):
+    """``(run folder, completed process)`` of `cellclf run --profile smoke` started outside the
+    checkout, with neither CELLCLF_ROOT nor CELLCLF_RUNS set."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    bare = {k: v for k, v in env.items() if k not in ("CELLCLF_ROOT", "CELLCLF_RUNS")}
+    r = run_process([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny[0]), "--run-id", "smoke1",
+              "--no-progress-bar"], bare, cwd=elsewhere)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    return elsewhere / "runs" / "smoke1", r

@@ -116,3 +116,29 @@ def test_a_dead_kernel_names_the_stage_and_how_to_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("CELLCLF_ROOT", str(root))
     with pytest.raises(runner.RunError, match=r"(?s)01_eda_colour: its kernel died.*--run-id doomed.*--resume"):
         runner.run_series("quick", run_id="doomed", progress=False)
+
+
+def _finished_stage(run_dir, name, **metrics):
+    (run_dir / name / "fold0").mkdir(parents=True)
+    (run_dir / name / "metrics.json").write_text(json.dumps({"kind": "model", "classes": ["a", "b"], **metrics}))
+    (run_dir / name / "params.json").write_text(json.dumps({"image_size": 16}))
+
+
+def test_predict_and_export_name_what_they_cannot_use(tmp_path, small_dataset, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["predict", str(tmp_path / "norun"), str(small_dataset)]) == 2
+    assert "no run folder" in capsys.readouterr().err
+    run_dir = tmp_path / "runs" / "old"
+    _finished_stage(run_dir, "02_baseline_cnn", cv={"accuracy": 0.5})
+    # a stage trained before stages kept their models
+    assert cli.main(["predict", str(run_dir), str(small_dataset)]) == 2
+    err = capsys.readouterr().err
+    assert "stage 02_baseline_cnn of run old holds no saved fold models" in err and "Traceback" not in err
+    assert cli.main(["predict", str(run_dir), str(small_dataset), "--stage", "03"]) == 2
+    assert "stage 03_xception of run old is not finished; finished stages: 02_baseline_cnn" in capsys.readouterr().err
+    (tmp_path / "preds.csv").write_text("mine")
+    assert cli.main(["predict", str(run_dir), str(small_dataset)]) == 2
+    assert "preds.csv exists: pass another --out, or --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "preds.csv").read_text() == "mine"
+    assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "bundle")]) == 2
+    assert "holds no saved fold models" in capsys.readouterr().err and not (tmp_path / "bundle").exists()

@@ -84,7 +84,8 @@ class Dataset:
         return pd.DataFrame(rows, columns=["id", "split", "label", "original_label", "height", "width"])
 
 
-def _is_image(p: Path) -> bool:
+def is_image(p: Path) -> bool:
+    """Return whether ``p``'s suffix is one of the image formats read (IMAGE_SUFFIXES)."""
     return p.suffix.lower() in images.IMAGE_SUFFIXES
 
 
@@ -99,9 +100,9 @@ def _scan_folder(root: Path, ignored: list) -> tuple[list[Item], list[Item], dic
     for d in class_dirs:
         files = sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
         for p in files:
-            if not _is_image(p):
+            if not is_image(p):
                 ignored.append({"path": str(p), "reason": f"not an image file name ({p.suffix or 'no suffix'})"})
-        files = [p for p in files if _is_image(p)]
+        files = [p for p in files if is_image(p)]
         if d.name == TEST_DIR:
             test += [Item(_rel(p, root), p, "") for p in files]
             continue
@@ -113,13 +114,14 @@ def _scan_folder(root: Path, ignored: list) -> tuple[list[Item], list[Item], dic
     labels = {}
     lab_file = root / TEST_LABELS
     if lab_file.is_file():
-        df = _read_csv(lab_file, ("id", "label"))
+        df = read_table(lab_file, ("id", "label"))
         labels = {f"{TEST_DIR}/{str(r.id).removeprefix(TEST_DIR + '/')}": str(r.label)
                   for r in df.itertuples()}
     return train, test, labels
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    """Return the CSV at ``path`` as text columns; DatasetError when unreadable or lacking ``required``."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as e:
@@ -131,7 +133,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _scan_manifest(csv_path: Path) -> tuple[list[Item], list[Item], dict[str, str]]:
-    df = _read_csv(csv_path, ("path", "label"))
+    df = read_table(csv_path, ("path", "label"))
     base = csv_path.parent
     train, test, labels = [], [], {}
     for line, r in enumerate(df.itertuples(), start=2):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from .augment import pipeline as augment_pipeline
@@ -109,6 +110,17 @@ class ImagenetPreprocessing(layers.Layer):
         if std is not None:
             x = x / ops.convert_to_tensor(std, dtype=self.compute_dtype)
         return x
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(w, b)`` with ``x @ w + b`` equal to this layer on RGB pixels ``x`` (3 x 3
+        and 3 numbers: a scale and shift per channel, and the channel reversal of caffe)."""
+        if self.mode == "tf":
+            return np.eye(3) / 127.5, -np.ones(3)
+        mean, std = np.asarray(_MEAN_STD[self.mode][0], float), _MEAN_STD[self.mode][1]
+        if self.mode == "caffe":  # output channel j is input channel 2 - j (RGB -> BGR), minus its mean
+            return np.eye(3)[::-1], -mean
+        std = np.asarray(std, float)
+        return np.diag(1 / (255 * std)), -mean / std
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -106,15 +106,14 @@ def pick_cases(y, proba, fold, per_class: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["index", "label", "predicted", "confidence", "correct", "fold"])
 
 
-def explain_oof(build, fold_weights: dict, x: np.ndarray, cases: pd.DataFrame) -> np.ndarray:
+def explain_oof(fold_models: dict, x: np.ndarray, cases: pd.DataFrame) -> np.ndarray:
     """Return the Grad-CAM map of each case (rows of ``pick_cases``) for the class the model
-    predicted, computed with the model of the image's own fold (``fold_weights[fold]``: its
-    weights file): the model that made that out-of-fold prediction never saw the image."""
+    predicted, computed with the model of the image's own fold (``fold_models[fold]``: its saved
+    ``model.keras``): the model that made that out-of-fold prediction never saw the image."""
     cases = cases.reset_index(drop=True)
     maps = np.zeros((len(cases), *x.shape[1:3]), np.float32)
     for k, part in cases.groupby("fold"):
-        model = build()
-        model.load_weights(fold_weights[k])
+        model = keras.saving.load_model(fold_models[k])
         rows = part.index.to_numpy()
         maps[rows] = heatmaps(model, x[part["index"].to_numpy()], part["predicted"].to_numpy())
     return maps

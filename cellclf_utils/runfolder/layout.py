@@ -15,8 +15,12 @@
             history.csv             per fold and epoch: losses, scores, learning rate, phase
             fold_times.csv          per fold: best epoch, seconds, images/s, compiles, resumed
             figures/<name>.png      the figures metrics.json lists
+            combiner.json           07: the submitted model (a member, or a combiner and its fitted values)
+            combiner.skops          07: the fitted stacking model, when the submitted model stacks
+            features.keras          02c: the frozen feature extractor its classifiers read
             fold<k>/                one per fold of a trained stage
-                model.weights.h5    the fold's kept weights
+                model.keras         the fold's kept model for inference (Keras stages; no augmentation)
+                model.skops         the fold's fitted scikit-learn pipeline (02b, 02c)
                 preds.npz           val_idx, val, val_plain[, test]
                 history.csv         the fold's epochs
                 done.json           written last: the fold is finished
@@ -41,8 +45,12 @@ LEADERBOARD = "leaderboard.csv"        # 07
 SUBMISSION = "submission.csv"          # 07
 PSEUDO_TABLE = "pseudo_labelling.csv"  # 06
 QUALITY_HTML = "quality.html"          # 01
+COMBINER = "combiner.json"             # 07
+COMBINER_STACKER = "combiner.skops"    # 07
+FEATURES_MODEL = "features.keras"      # 02c
 
-FOLD_WEIGHTS = "model.weights.h5"
+FOLD_MODEL = "model.keras"         # Keras stages: keras.saving.load_model reads it
+FOLD_PIPELINE = "model.skops"      # 02b, 02c: skops.io reads it
 FOLD_PREDS = "preds.npz"
 FOLD_HISTORY = "history.csv"
 FOLD_DONE = "done.json"

@@ -85,8 +85,14 @@ class Fold:
         return int(self.dir.name.removeprefix("fold"))
 
     @property
-    def weights(self) -> Path:
-        return self.dir / layout.FOLD_WEIGHTS
+    def model(self) -> Path:
+        """The fold's saved Keras model (``model.keras``)."""
+        return self.dir / layout.FOLD_MODEL
+
+    @property
+    def pipeline(self) -> Path:
+        """The fold's saved scikit-learn pipeline (``model.skops``)."""
+        return self.dir / layout.FOLD_PIPELINE
 
     @property
     def is_done(self) -> bool:

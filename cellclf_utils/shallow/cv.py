@@ -8,6 +8,7 @@ same model's prediction of the unflipped image is kept as ``oof_plain``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,18 +17,22 @@ from tqdm import tqdm
 from ..data.images import dihedral
 from ..folds import CVResult, FoldResult, cross_validate as fold_loop
 from ..model.tta import VIEWS
+from ..runfolder import layout
+from . import saved
 from .classifiers import make_classifier, mean_proba
 from .features import hog_and_colour
 
 
-def view_features(featurize: Callable, x: np.ndarray, n_views: int, what: str) -> list[np.ndarray]:
+def view_features(featurize: Callable, x: np.ndarray, n_views: int, what: str,
+                  progress: bool = True) -> list[np.ndarray]:
     """Return [featurize(view k of x) for k < n_views], with a progress bar."""
-    return [featurize(dihedral(x, k)) for k in tqdm(range(n_views), desc=f"{what} features, per view", leave=False)]
+    views = tqdm(range(n_views), desc=f"{what} features, per view", leave=False, disable=not progress)
+    return [featurize(dihedral(x, k)) for k in views]
 
 
 def cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, x_test: np.ndarray | None,
                    params: dict, n_classes: int, featurize: Callable = hog_and_colour,
-                   fit_on_views: bool = False) -> CVResult:
+                   fit_on_views: bool = False, stage_dir: Path | None = None) -> CVResult:
     """Fit one ``params['classifier']`` per fold on the training split's features; return the
     CVResult (out-of-fold and fold-averaged test probabilities).
 
@@ -35,6 +40,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, x_test: np
     fit_on_views: with ``tta``, fit on the features of all 8 views of each training image
     (8x the rows) instead of the unflipped image only. It helps frozen CNN features (+2
     points on Herlev) and hurts HOG (-4 points), hence a choice (docs/results.md).
+    stage_dir: each fold's fitted pipeline is saved as ``<stage_dir>/fold<k>/model.skops``.
     """
     n_views = VIEWS if params.get("tta", False) else 1
     t0 = time.time()
@@ -47,6 +53,8 @@ def cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, x_test: np
         model = make_classifier(params["classifier"], params["C"], params["class_weight"], params["seed"])
         fit_views = feats if fit_on_views else feats[:1]
         model.fit(np.concatenate([f[tr] for f in fit_views]), np.tile(y[tr], len(fit_views)))
+        if stage_dir is not None:
+            saved.save(model, Path(stage_dir) / layout.fold_dir(fold) / layout.FOLD_PIPELINE)
         val_proba = mean_proba(model, [f[val] for f in feats], n_classes)
         test_proba = mean_proba(model, feats_test, n_classes) if feats_test is not None else None
         seconds = time.time() - t

@@ -6,12 +6,13 @@ fine-tune has to beat: with few images, fine-tuning can lose to it (docs/results
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from ..model import backbones
+from ..model.inference import inference_model
 from ..model.tta import outputs
 from .classifiers import make_classifier
 from .features import colour_histograms
@@ -20,10 +21,12 @@ from .features import colour_histograms
 def extractor(backbone: str, image_size: int, weights: str, pooling: str = "gap") -> keras.Model:
     """Return a model mapping 0..255 RGB images (image_size² x 3) to the frozen backbone's
     globally pooled features (the fine-tuning model up to its pooling layer, so the same
-    preprocessing, weights handling and offline error apply)."""
+    preprocessing, weights handling and offline error apply), as an inference graph of Keras'
+    own layers (``inference.inference_model``), the form the stage saves."""
     full = backbones.build(backbone, image_size, 2, weights=weights, pooling=pooling, dropout=0.0,
                            unfreeze_from="none", train_bn_in_frozen=False)
-    return keras.Model(full.input, full.get_layer(pooling).output, name=f"{backbone}_features")
+    pooled = keras.Model(full.input, full.get_layer(pooling).output)
+    return inference_model(pooled, name=f"{backbone}_features")
 
 
 def describe(P: dict) -> str:
@@ -34,25 +37,40 @@ def describe(P: dict) -> str:
             f"{P['classifier']} C={P['C']}")
 
 
-def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap",
-               batch_size: int = 32, colour: bool = False) -> Callable[[np.ndarray], np.ndarray]:
-    """Return ``featurize(x)``: float32 (N, F) pooled features of uint8 images (N, S, S, 3),
-    with ``colour`` followed by 02b's hue/saturation/value and stain histograms (96 columns),
-    class evidence (stain uptake) that features learned on ImageNet photos need not hold.
-    The network computes in Keras' current dtype policy (the stage sets it); features come
-    back as float32 either way."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1 (got {batch_size})")
-    model = extractor(backbone, image_size, weights, pooling)
+@dataclass(frozen=True)
+class Featurizer:
+    """Called on images: float32 (N, F) pooled features of uint8 images (N, S, S, 3) by the
+    frozen ``model``, with ``colour`` followed by 02b's hue/saturation/value and stain
+    histograms (96 columns), class evidence (stain uptake) that features learned on ImageNet
+    photos need not hold. The network computes in Keras' dtype policy of when it was built;
+    features come back as float32 either way."""
 
-    def featurize(x: np.ndarray) -> np.ndarray:
-        if x.shape[1:3] != (image_size, image_size):
+    model: keras.Model
+    batch_size: int = 32
+    colour: bool = False
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1 (got {self.batch_size})")
+
+    @property
+    def image_size(self) -> int:
+        return int(self.model.input_shape[1])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        size = self.image_size
+        if x.shape[1:3] != (size, size):
             raise ValueError(f"images are {x.shape[1]}x{x.shape[2]} px but the feature extractor was built "
-                             f"for {image_size} px; load them with the same image_size")
+                             f"for {size} px; load them with the same image_size")
         # whole batches only: a short last batch would compile the model a second time
-        out = outputs(model, x, batch_size).astype("float32")
-        return np.hstack([out, colour_histograms(x)]) if colour else out
-    return featurize
+        out = outputs(self.model, x, self.batch_size).astype("float32")
+        return np.hstack([out, colour_histograms(x)]) if self.colour else out
+
+
+def featurizer(backbone: str, image_size: int, weights: str, pooling: str = "gap",
+               batch_size: int = 32, colour: bool = False) -> Featurizer:
+    """Return the Featurizer of a frozen ``backbone`` (see ``extractor``)."""
+    return Featurizer(extractor(backbone, image_size, weights, pooling), batch_size, colour)
 
 
 PROBE_C = 0.01  # 02c's default: the best of 0.003 / 0.01 / 0.03 on Herlev (docs/results.md)

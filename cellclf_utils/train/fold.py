@@ -1,5 +1,5 @@
 """One fold's training, in phases: prepare, head initialisation (LP-FT), head warm-up,
-fine-tuning, predict, save. A finished fold with the same parameters is loaded instead."""
+fine-tuning, predict with the kept model's inference graph, save it. A finished fold with the same parameters is loaded instead."""
 from __future__ import annotations
 
 import time
@@ -14,6 +14,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from ..folds import FoldResult
 from ..model import backbones, batching
+from ..model.inference import inference_model
 from ..model.tta import predict_proba
 from ..shallow import probe
 from .callbacks import BestEpoch
@@ -58,11 +59,13 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     seconds = time.time() - t0
     best_epoch = f.best.restore()
     history = _history(histories, fold)
-    val, val_plain, test = predict(f.model, x[val_idx], x_test, params)
+    # the saved model predicts here, so `cellclf predict` reproduces the stage's own predictions
+    kept = inference_model(f.model)
+    val, val_plain, test = predict(kept, x[val_idx], x_test, params)
     record = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch), "epochs": len(history),
               "seconds": round(seconds, 2), "images_per_s": round(f.n_train * len(history) / seconds, 1),
               **_compiles_since(compiled_before), "batch_size": params["batch_size"], "resumed": False}
-    return save(fold_dir, f.model, val_idx, FoldResult(val, val_plain, test, record, history))
+    return save(fold_dir, kept, val_idx, FoldResult(val, val_plain, test, record, history))
 
 
 def _class_weight(y_train: np.ndarray, params: dict) -> dict | None:

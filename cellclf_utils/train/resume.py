@@ -49,11 +49,12 @@ def load_finished(fold_dir: Path, sig: str) -> FoldResult | None:
 
 
 def save(fold_dir: Path, model: keras.Model, val_idx, result: FoldResult) -> FoldResult:
-    """Write the fold's weights, predictions and history, then done.json (last: the fold counts
-    as finished only now); return ``result``."""
+    """Write the fold's model (``model.keras``: architecture and weights, for inference), its
+    predictions and history, then done.json (last: the fold counts as finished only now);
+    return ``result``."""
     fold_dir = Path(fold_dir)
     fold_dir.mkdir(parents=True, exist_ok=True)
-    model.save_weights(fold_dir / layout.FOLD_WEIGHTS)
+    model.save(fold_dir / layout.FOLD_MODEL)
     arrays = {"val_idx": np.asarray(val_idx), "val": result.val_proba, "val_plain": result.val_plain}
     if result.test_proba is not None:
         arrays["test"] = result.test_proba

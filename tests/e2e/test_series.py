@@ -4,57 +4,18 @@ Herlev 7, PBC 8), started in a folder outside the checkout: the series is found 
 installed package and the run lands in ./runs there. The other tests run single stages."""
 import html
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import BIN, ROOT, SMOKE_CLASSES as N_CLASSES, SMOKE_LIMIT as LIMIT, run_process as _run
 
-BIN = Path(sys.executable).parent
-N_CLASSES = 8
-LIMIT = 12  # the smoke profile's images per class
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("series")]
 WEIGHTS = "../shared/weights/mobilenet_v2/mobilenet_v2_imagenet_notop.weights.h5"
 needs_weights = pytest.mark.skipif(not (ROOT.parent / "shared" / "weights" / "mobilenet_v2").is_dir(),
                                    reason="../shared/weights is absent")
-
-
-def _run(args, env, cwd=ROOT, timeout=1800):
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """8 classes x 14 training images at 48 px, 3 test images per class; and the class names."""
-    from cellclf_utils.data import synth
-    out = tmp_path_factory.mktemp("tiny") / "synth8"
-    summary = synth.generate(out, seed=3, size=48, n_train_per_class=14, n_test_per_class=3, n_classes=N_CLASSES,
-                             progress=False)
-    return out, sorted(summary["classes"])
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    runs = tmp_path_factory.mktemp("e2e_runs")
-    return {**os.environ, "CELLCLF_RUNS": str(runs), "CELLCLF_CACHE": str(runs.parent / "e2e_cache"),
-            "KERAS_BACKEND": "tensorflow", "CELLCLF_ROOT": str(ROOT)}
-
-
-@pytest.fixture(scope="module")
-def series(tiny, env, tmp_path_factory):
-    """``(run folder, completed process)`` of `cellclf run --profile smoke` started outside the
-    checkout, with neither CELLCLF_ROOT nor CELLCLF_RUNS set."""
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    bare = {k: v for k, v in env.items() if k not in ("CELLCLF_ROOT", "CELLCLF_RUNS")}
-    r = _run([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny[0]), "--run-id", "smoke1",
-              "--no-progress-bar"], bare, cwd=elsewhere)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
-    return elsewhere / "runs" / "smoke1", r
 
 
 def _stages():
@@ -96,7 +57,7 @@ def test_folds_and_model_outputs_follow_the_run_contract(series, tiny):
     test = pd.read_csv(d / "test.csv")
     assert len(test) == 3 * N_CLASSES and list(test.columns) == ["id"] + [f"p_{c}" for c in classes]
     assert {"fold", "epoch", "loss", "val_auc"} <= set(pd.read_csv(d / "history.csv").columns)
-    assert (d / "fold0" / "model.weights.h5").exists() and (d / "fold1" / "model.weights.h5").exists()
+    assert (d / "fold0" / "model.keras").exists() and (d / "fold1" / "model.keras").exists()
     m = json.loads((d / "metrics.json").read_text())
     assert 0 <= m["cv"]["accuracy"] <= 1 and m["test"]["n"] == 3 * N_CLASSES
     assert any(f["path"] == "figures/gradcam.png" for f in m["figures"])  # the Grad-CAM montage

@@ -79,16 +79,15 @@ def test_pick_cases_takes_the_most_confident_right_and_wrong_per_class():
 
 def test_each_case_is_explained_by_its_own_fold_model(tmp_path):
     # fold 0's model finds class 1 in red, fold 1's in green: the same red image gets a map
-    # only from fold 0's weights
-    build = lambda: red_detector()  # noqa: E731
+    # only from fold 0's model
     m0, m1 = red_detector(), red_detector()
     m1.get_layer("red").set_weights([np.array([0.0, 1.0, 0.0]).reshape(1, 1, 3, 1)])
     for k, m in enumerate((m0, m1)):
         (tmp_path / f"fold{k}").mkdir()
-        m.save_weights(tmp_path / f"fold{k}" / "model.weights.h5")
+        m.save(tmp_path / f"fold{k}" / "model.keras")
     x = np.concatenate([red_corner(), red_corner()])
     cases = gradcam.pick_cases(np.array([1, 1]), np.array([[.2, .8], [.1, .9]]), np.array([0, 1]), 2)
-    maps = gradcam.explain_oof(build, {k: tmp_path / f"fold{k}" / "model.weights.h5" for k in (0, 1)}, x, cases)
+    maps = gradcam.explain_oof({k: tmp_path / f"fold{k}" / "model.keras" for k in (0, 1)}, x, cases)
     by_image = dict(zip(cases["index"], maps))
     assert by_image[0][:4, :4].mean() > 0.9 and by_image[1].max() == 0
 

@@ -47,7 +47,8 @@ def test_cross_validation_learns_and_resumes(tmp_path, monkeypatch):
     assert (cv.oof.argmax(1) == y).mean() > 0.8
     assert cv.test.shape == (5, 2)
     assert set(cv.history.fold) == {0, 1} and "val_auc" in cv.history
-    assert (tmp_path / "fold0" / "model.weights.h5").exists()
+    saved = keras.saving.load_model(tmp_path / "fold0" / "model.keras")  # the fold's model, whole
+    np.testing.assert_allclose(saved.predict(x[fold_of == 0], verbose=0), cv.oof[fold_of == 0], atol=1e-6)
 
     # a killed run: fold 1 never finished. Resume must load fold 0, retrain only fold 1.
     (tmp_path / "fold1" / "done.json").unlink()
@@ -340,8 +341,8 @@ def test_mixup_cutmix_train_on_the_device_with_one_wrapper_for_all_folds(tmp_pat
     assert int(fitted[0].optimizer.iterations) == 20 * 2  # reset per fold: one fold's steps
     assert (cv.oof.argmax(1) == y).mean() > 0.9
     assert {"loss", "accuracy", "val_auc"} <= set(cv.history.columns)
-    model.load_weights(tmp_path / "fold2" / "model.weights.h5")  # the classifier's weights, not the wrapper's
-    np.testing.assert_allclose(model.predict(x[2::3], verbose=0), cv.oof[2::3], rtol=1e-4, atol=1e-5)
+    saved = keras.saving.load_model(tmp_path / "fold2" / "model.keras")  # the classifier, not the wrapper
+    np.testing.assert_allclose(saved.predict(x[2::3], verbose=0), cv.oof[2::3], rtol=1e-4, atol=1e-5)
 
 
 def test_every_batch_has_one_shape_so_each_step_is_traced_once(tmp_path, monkeypatch):

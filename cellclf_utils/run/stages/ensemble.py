@@ -7,7 +7,7 @@ import pandas as pd
 
 from ... import metrics
 from ...data import Dataset
-from ...predict import ensemble
+from ...predict import combiner, ensemble
 from ...report import plots
 from ...runfolder import layout, open_run
 from ..stage import Stage
@@ -50,6 +50,7 @@ def save_ensemble_outputs(st: Stage, ds: Dataset, m: ensemble.Members, table: pd
     """Write leaderboard.csv, submission.csv (test images, when members predicted them) and the
     ensemble's figures; return the metrics dict for ``st.finish`` (CV scores of ``choice``)."""
     st.write_csv(layout.LEADERBOARD, table)
+    combiner.save(st.dir, m, choice)  # what `cellclf predict` applies to new images
     cv_scores = metrics.summary(m.y, oof[choice], m.classes, seed=P["seed"])
     _figures(st, table, m, choice, cv_scores)
     n_test, test_scores = _submission(st, ds, m, choice, P["seed"])

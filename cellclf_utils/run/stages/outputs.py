@@ -3,9 +3,6 @@ history.csv, fold_times.csv, its scores and figures (and a Grad-CAM montage), an
 ``Stage.finish`` records."""
 from __future__ import annotations
 
-from typing import Callable
-
-import keras
 import numpy as np
 import pandas as pd
 
@@ -80,15 +77,15 @@ def save_model_outputs(st: Stage, td: TrainingData, cv: CVResult, P: dict, model
             "fold_times": cv.folds.to_dict("records"), "skipped": td.ds.skipped}
 
 
-def gradcam_figure(st: Stage, td: TrainingData, cv: CVResult, build: Callable[[], keras.Model], P: dict) -> pd.DataFrame:
+def gradcam_figure(st: Stage, td: TrainingData, cv: CVResult, P: dict) -> pd.DataFrame:
     """Save the Grad-CAM montage (``P['gradcam']`` most confident right and wrong out-of-fold
     images per class, each explained by its own fold's model); return the cases shown with
     their ids (empty when ``gradcam`` is 0)."""
     if not P.get("gradcam"):
         return pd.DataFrame()
     cases = gradcam.pick_cases(td.y, cv.oof, td.fold, P["gradcam"])
-    weights = {k: st.dir / layout.fold_dir(k) / layout.FOLD_WEIGHTS for k in np.unique(td.fold)}
-    maps = gradcam.explain_oof(build, weights, td.x, cases)
+    models = {k: st.dir / layout.fold_dir(k) / layout.FOLD_MODEL for k in np.unique(td.fold)}
+    maps = gradcam.explain_oof(models, td.x, cases)
     st.figure(plots.gradcam_montage(td.x, maps, cases, td.class_names, P["gradcam"]), "gradcam",
               "Grad-CAM: most confident right and wrong out-of-fold predictions per class "
               "(heat = evidence for the predicted class)")

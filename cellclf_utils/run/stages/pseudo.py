@@ -65,5 +65,8 @@ def save_best_student(st: Stage, results: dict, P: dict) -> dict:
     best = max(results, key=lambda t: results[t][2][-1]["cv_after"])
     td, cv, _, TP = results[best]
     scores = save_model_outputs(st, td, cv, TP, model_name=f"{best} + pseudo-labels (threshold {P['threshold']})")
-    return {**scores, "title": "Pseudo-labelling",
+    last_round = results[best][2][-1]["round"]
+    # where the student's fold models are, and whose parameters feed them (`cellclf predict`)
+    student = {"folds": f"{best}/{layout.round_dir(last_round)}", "params_of": best}
+    return {**scores, "title": "Pseudo-labelling", "student": student,
             "pseudo": [row for _, _, rows, _ in results.values() for row in rows]}

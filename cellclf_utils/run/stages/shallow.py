@@ -3,21 +3,25 @@ machine and at the stage's batch size (auto: the CPU batch; inference needs far 
 than training)."""
 from __future__ import annotations
 
-from typing import Callable
+from pathlib import Path
 
 import keras
-import numpy as np
 
+from ...runfolder import layout
 from ...shallow import probe
 from ...train.device import memory, precision
 from .models import weights_path
 
 
-def probe_featurizer(P: dict) -> Callable[[np.ndarray], np.ndarray]:
-    """Return 02c's ``featurize(x)``: the frozen backbone's pooled features (with colour histograms
+def probe_featurizer(P: dict, save_to: Path | None = None) -> probe.Featurizer:
+    """Return 02c's featurizer: the frozen backbone's pooled features (with colour histograms
     when ``colour``), computed in bf16 on an accelerator and float32 on a CPU. The seed fixes the
-    backbone's weights where they are random (``weights none``), so a rerun gives the same features."""
+    backbone's weights where they are random (``weights none``), so a rerun gives the same features.
+    ``save_to``: a stage folder, which gets the extractor as ``features.keras`` (for predict)."""
     precision.auto()
     keras.utils.set_random_seed(P["seed"])
-    return probe.featurizer(P["backbone"], P["image_size"], weights_path(P["weights"]), P["pooling"],
-                            P["batch_size"] or memory.CPU_BATCH, colour=P["colour"])
+    featurize = probe.featurizer(P["backbone"], P["image_size"], weights_path(P["weights"]), P["pooling"],
+                                 P["batch_size"] or memory.CPU_BATCH, colour=P["colour"])
+    if save_to is not None:
+        featurize.model.save(Path(save_to) / layout.FEATURES_MODEL)
+    return featurize
