@@ -122,8 +122,9 @@ SPECS: dict[str, Spec] = {
     "soft": Spec(bool, False, "pseudo-labelling: train on the teacher's probabilities instead of its top class"),
     "rounds": Spec(int, 1, "pseudo-labelling: teacher -> student rounds (each student teaches the next)",
                    check=lambda x: 1 <= x <= 5, allowed="1..5"),
-    "members": Spec(str, "", "ensemble: comma-separated stage folders to combine; '' = every finished model "
-                             "stage that scored all training images"),
+    "members": Spec(str, "", "ensemble: comma-separated stages to combine: folders of this run, or other runs' "
+                             "stages on the same folds as runs/<run_id>/<stage>; '' = every finished model "
+                             "stage of this run that scored all training images"),
     "submit": Spec(str, "best", "ensemble: the model whose test predictions become submission.csv: best (highest "
                                 f"out-of-fold accuracy), a combiner ({', '.join(COMBINERS)}) or a stage",
                    check=lambda s: s.strip() != "", allowed="best, a combiner or a stage name"),

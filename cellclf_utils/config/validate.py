@@ -116,14 +116,18 @@ def validate(stage: str, namespace: dict) -> dict:
 
 
 def resolve_files(P: dict, cwd: Path | None = None) -> dict:
-    """Return ``P`` with file-valued parameters (data_dir, weights, a classes YAML) that exist relative
-    to ``cwd`` (the caller's folder) made absolute, so a kernel started elsewhere finds them."""
+    """Return ``P`` with file-valued parameters (data_dir, weights, a classes YAML, 07's members from
+    other runs) that exist relative to ``cwd`` (the caller's folder) made absolute, so a kernel
+    started elsewhere finds them."""
     cwd = Path(cwd or Path.cwd())
     out = dict(P)
     for name in ("data_dir", "weights", "classes"):
         v = out.get(name)
         if isinstance(v, str) and v and v not in ("imagenet", "none") and (cwd / v).exists():
             out[name] = str((cwd / v).resolve())
+    if isinstance(out.get("members"), str):  # 07's members from other runs: paths to their stages
+        out["members"] = ",".join(str((cwd / m).resolve()) if "/" in m and (cwd / m).is_dir() else m
+                                  for m in (s.strip() for s in out["members"].split(",")) if m)
     return out
 
 

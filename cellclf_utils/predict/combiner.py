@@ -3,7 +3,7 @@ combiner of the members) with the values fitted on all out-of-fold predictions, 
 what 07 applied to the test images; ``combiner.skops`` holds a fitted stacking model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ class Combiner:
     members: list[str]         # member stages, in the order the fitted values follow
     classes: list[str]
     fitted: object             # what ensemble.combiners' apply takes (None for a member or the mean)
+    sources: dict = field(default_factory=dict)  # <run_id>/<stage> -> folder, for members of other runs
 
     @property
     def member(self) -> str | None:
@@ -39,7 +40,7 @@ class Combiner:
 def save(stage_dir: Path, m: ensemble.Members, choice: str) -> Combiner:
     """Write ``choice``'s combiner.json (and combiner.skops for stacking) into ``stage_dir``."""
     fitted = ensemble.fit_full(m, choice)
-    record = {"submitted": choice, "members": m.names, "classes": m.classes}
+    record = {"submitted": choice, "members": m.names, "classes": m.classes, "sources": m.sources}
     kind = choice.removeprefix(PREFIX) if choice.startswith(PREFIX) else None
     if kind == "weights":
         record["weights"] = np.asarray(fitted).tolist()
@@ -48,7 +49,7 @@ def save(stage_dir: Path, m: ensemble.Members, choice: str) -> Combiner:
     elif kind == "stacking":
         saved.save(fitted, Path(stage_dir) / layout.COMBINER_STACKER)
     write_json(Path(stage_dir) / layout.COMBINER, record)
-    return Combiner(choice, m.names, m.classes, fitted)
+    return Combiner(choice, m.names, m.classes, fitted, m.sources)
 
 
 def load(stage: StageFolder) -> Combiner:
@@ -58,4 +59,4 @@ def load(stage: StageFolder) -> Combiner:
     fitted = {"weights": lambda: np.asarray(r["weights"]),
               "weights+bias": lambda: (np.asarray(r["weights"]), np.asarray(r["bias"])),
               "stacking": lambda: saved.load(stage.file(layout.COMBINER_STACKER))}.get(kind, lambda: None)()
-    return Combiner(r["submitted"], list(r["members"]), list(r["classes"]), fitted)
+    return Combiner(r["submitted"], list(r["members"]), list(r["classes"]), fitted, dict(r.get("sources") or {}))

@@ -7,7 +7,7 @@ this fold. The ensemble's own out-of-fold score is then as honest as a single st
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -19,6 +19,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from .. import metrics
 from ..runfolder import Run, layout
+from . import members as members_mod
 
 EPS = 1e-7
 
@@ -33,6 +34,7 @@ class Members:
     oof: np.ndarray         # (M, N, C) out-of-fold probabilities per member
     test_ids: list[str]
     test: np.ndarray | None  # (M, T, C), or None when a member has no test predictions
+    sources: dict[str, str] = field(default_factory=dict)  # <run_id>/<stage> -> folder, members of other runs
 
 
 def _finished_models(run: Run) -> list[str]:
@@ -49,18 +51,27 @@ def default_members(run: Run) -> list[str]:
     return full if len(full) >= 2 else found
 
 
-def load(run: Run, stages: list[str] | None = None) -> Members:
-    """Return the out-of-fold (and test) predictions of the run's finished model stages
-    (``stages``: their folder names; default: ``default_members``), aligned on the images all
-    of them scored."""
+def _checked(run: Run, names: list[str]) -> list[members_mod.Member]:
+    """Return the members ``names`` gives, each a finished model stage with out-of-fold predictions."""
     found = _finished_models(run)
-    names = stages or default_members(run)
-    missing = [s for s in names if s not in found]
-    if missing or len(names) < 2:
-        raise ValueError(f"an ensemble needs at least 2 finished model stages of run {run.id}; "
-                         f"asked for {', '.join(names) or 'all'}, finished: {', '.join(found) or 'none'}"
+    chosen = [members_mod.resolve(run, s) for s in names]
+    missing = [m.label for m in chosen if not (m.stage.is_finished and m.stage.file(layout.OOF).is_file()
+                                               and m.stage.metrics().get("kind") == "model")]
+    if missing or len(chosen) < 2:
+        raise ValueError(f"an ensemble needs at least 2 finished model stages of run {run.id} or of other runs; "
+                         f"asked for {', '.join(names) or 'all'}, finished here: {', '.join(found) or 'none'}"
                          + (f" (missing: {', '.join(missing)})" if missing else ""))
-    frames = {s: run.stage(s).oof() for s in names}
+    return chosen
+
+
+def load(run: Run, stages: list[str] | None = None) -> Members:
+    """Return the out-of-fold (and test) predictions of finished model stages (``stages``: folder
+    names of ``run``'s stages, or paths to other runs' stages on the same folds; default:
+    ``default_members``), aligned on the images all of them scored."""
+    chosen = _checked(run, stages or default_members(run))
+    members_mod.same_folds(run, chosen)
+    names = [m.label for m in chosen]
+    frames = {m.label: m.stage.oof() for m in chosen}
     classes = [c[2:] for c in frames[names[0]].columns if c.startswith("p_")]
     for s, f in frames.items():
         if [c[2:] for c in f.columns if c.startswith("p_")] != classes:
@@ -70,14 +81,15 @@ def load(run: Run, stages: list[str] | None = None) -> Members:
     ref = ref[ref.id.isin(common)].reset_index(drop=True)
     cols = [f"p_{c}" for c in classes]
     oof = np.stack([frames[s].set_index("id").loc[ref.id, cols].to_numpy(float) for s in names])
-    tests = [run.stage(s).test() for s in names]
+    tests = [m.stage.test() for m in chosen]
     test, test_ids = None, []
     if all(t is not None for t in tests):
         tf = [t.set_index("id") for t in tests]
         test_ids = list(tf[0].index)
         test = np.stack([t.loc[test_ids, cols].to_numpy(float) for t in tf])
     y = np.array([classes.index(c) for c in ref.label])
-    return Members(list(names), classes, list(ref.id), y, ref.fold.to_numpy(), oof, test_ids, test)
+    return Members(names, classes, list(ref.id), y, ref.fold.to_numpy(), oof, test_ids, test,
+                   members_mod.sources(chosen))
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:

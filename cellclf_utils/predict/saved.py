@@ -8,6 +8,7 @@ Three kinds: ``keras`` (02-05, and 06's student: ``fold<k>/model.keras``), ``fea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -65,13 +66,24 @@ def _fold_kind(run: Run, name: str, folds: list[Fold]) -> str:
                        "rerun it under a new run id")
 
 
+def _open_member(run: Run, label: str, sources: dict) -> StageModel:
+    """Return an ensemble member's models: a stage of ``run``, or of another run (``sources``)."""
+    if label not in sources:
+        return open_stage(run, label)
+    folder = Path(sources[label])
+    if not folder.is_dir():
+        raise PredictError(f"ensemble member {label} of run {run.id} was {folder}, which is gone; "
+                           "an ensemble of other runs' stages needs those runs in place")
+    return open_stage(Run(folder.parent), folder.name)
+
+
 def open_stage(run: Run, name: str) -> StageModel:
     """Return the saved models of finished stage ``name`` of ``run``."""
     stage = _finished(run, name)
     m = stage.metrics()
     if m.get("kind") == "ensemble":
         comb = combiner_mod.load(stage)
-        members = [open_stage(run, s) for s in ([comb.member] if comb.member else comb.members)]
+        members = [_open_member(run, s, comb.sources) for s in ([comb.member] if comb.member else comb.members)]
         return StageModel(run, name, "ensemble", list(m["classes"]), {}, members=members, combiner=comb)
     if m.get("kind") != "model":
         raise PredictError(f"stage {name} of run {run.id} trains no model ({m.get('kind')}); name a model stage "

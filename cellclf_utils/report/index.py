@@ -60,7 +60,7 @@ def _pct(x) -> str:
     return "n/a" if math.isnan(x) else f"{100 * x:.1f}%"
 
 
-def _acc_ci(acc, ci=None) -> str:
+def acc_ci(acc, ci=None) -> str:
     """Return "71.2% [68.0–74.1]" (the CI part only when known)."""
     lo, hi = (_num(v) for v in (ci or [None, None])[:2])
     text = _pct(acc)
@@ -99,7 +99,7 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
         if not isinstance(s, dict):
             continue
         n = f" (n={s['n']})" if s.get("n") is not None else ""
-        add((f"{label} accuracy, 95% CI", _acc_ci(s.get("accuracy"), s.get("accuracy_ci")) + n))
+        add((f"{label} accuracy, 95% CI", acc_ci(s.get("accuracy"), s.get("accuracy_ci")) + n))
         add((f"{label} macro AUC", _auc(s.get("macro_auc"))))
         if isinstance(s.get("per_class_recall"), dict):
             add((f"{label} recall per class",
@@ -164,8 +164,8 @@ def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
         m, cv = ens["metrics"], ens["metrics"]["cv"]
         test = m.get("test") or {}
         out.append(f"Submit {m.get('model')} (chosen by {ens['name']}): out-of-fold accuracy "
-                   f"{_acc_ci(cv.get('accuracy'), cv.get('accuracy_ci'))}"
-                   + (f", hidden test {_acc_ci(test.get('accuracy'), test.get('accuracy_ci'))}" if test else "")
+                   f"{acc_ci(cv.get('accuracy'), cv.get('accuracy_ci'))}"
+                   + (f", hidden test {acc_ci(test.get('accuracy'), test.get('accuracy_ci'))}" if test else "")
                    + ".")
         v = m.get("versus")
         if isinstance(v, dict) and v.get("best_single") and v.get("best_single") != m.get("model"):
@@ -179,7 +179,7 @@ def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
     best = board.iloc[0]
     test = (by_stage.get(best.stage) or {}).get("test") or {}
     out.append(f"Best out-of-fold accuracy: {best.title} ({best.stage}), "
-               f"{_acc_ci(best.cv_accuracy, [best.ci_low, best.ci_high])}"
+               f"{acc_ci(best.cv_accuracy, [best.ci_low, best.ci_high])}"
                + (f", hidden test {_pct(test.get('accuracy'))}" if test else "") + ".")
     if len(board) > 1:
         second = board.iloc[1]
@@ -231,8 +231,8 @@ def _board_rows(board: pd.DataFrame, finished: list[dict]) -> list[dict]:
     best = board["cv_accuracy"].max() if len(board) else math.nan
     tests = {st["name"]: st["metrics"].get("test") or {} for st in finished}  # for the test CI
     return [{"stage": r.stage, "anchor": quote(r.stage), "title": r.title, "model": r.model,
-             "cv": _acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
-             "test": "—" if math.isnan(r.test_accuracy) else _acc_ci(r.test_accuracy, tests[r.stage].get("accuracy_ci")),
+             "cv": acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
+             "test": "—" if math.isnan(r.test_accuracy) else acc_ci(r.test_accuracy, tests[r.stage].get("accuracy_ci")),
              "no_tta": "—" if math.isnan(r.cv_accuracy_no_tta) else _pct(r.cv_accuracy_no_tta),
              "best": r.cv_accuracy == best} for r in board.itertuples()]
 

@@ -2,10 +2,13 @@
 writes: leaderboard.csv, submission.csv, its figures and metrics."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from ... import metrics
+from ...atomic import write_csv
 from ...data import Dataset
 from ...predict import combiner, ensemble
 from ...report import plots
@@ -15,11 +18,17 @@ from .outputs import format_scores
 
 
 def members(st: Stage, P: dict) -> ensemble.Members:
-    """Return the finished stages ``P['members']`` names (default: every model stage that scored
-    all images), aligned on the images all of them scored."""
+    """Return the finished stages ``P['members']`` names (stages of this run, or other runs'
+    stages on the same folds, as runs/<run_id>/<stage>; default: every model stage of this run
+    that scored all images), aligned on the images all of them scored."""
     names = [s.strip() for s in P["members"].split(",") if s.strip()] or None
-    m = ensemble.load(open_run(st.run_dir), names)
+    run = open_run(st.run_dir)
+    m = ensemble.load(run, names)
     print(f"{len(m.names)} members: {', '.join(m.names)}; {len(m.ids)} images scored by all of them")
+    if m.sources and run.folds() is None:
+        # members of other runs: this run takes their (checked, identical) folds as its own
+        first = open_run(Path(next(iter(m.sources.values()))).parent)
+        write_csv(run.dir / layout.FOLDS_CSV, first.folds())
     return m
 
 
