@@ -140,5 +140,8 @@ def test_predict_and_export_name_what_they_cannot_use(tmp_path, small_dataset, m
     assert cli.main(["predict", str(run_dir), str(small_dataset)]) == 2
     assert "preds.csv exists: pass another --out, or --overwrite" in capsys.readouterr().err
     assert (tmp_path / "preds.csv").read_text() == "mine"
+    inside = run_dir / "02_baseline_cnn" / "preds.csv"
+    assert cli.main(["predict", str(run_dir), str(small_dataset), "--out", str(inside)]) == 2
+    assert "is inside the run folder" in capsys.readouterr().err and not inside.exists()
     assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "bundle")]) == 2
     assert "holds no saved fold models" in capsys.readouterr().err and not (tmp_path / "bundle").exists()

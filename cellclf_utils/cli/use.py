@@ -28,6 +28,10 @@ def _cmd_predict(a) -> int:
     if out.exists() and not a.overwrite:
         raise FileExistsError(f"{out} exists: pass another --out, or --overwrite to replace it")
     run = _open_run(a.run)
+    for target in filter(None, (out, a.gradcam and Path(a.gradcam))):
+        if target.resolve().is_relative_to(run.dir.resolve()):
+            raise ValueError(f"{target} is inside the run folder {run.dir}: predict never writes there; "
+                             "name a path outside it")
     sm = open_stage(run, choose(run, _stage_arg(a.stage)))
     print(f"model: {describe(sm)}")
     found = gather(a.images, a.on_bad_image)
@@ -41,13 +45,17 @@ def _cmd_predict(a) -> int:
     counts = ", ".join(f"{c} {n}" for c, n in preds.label.value_counts().reindex(sm.classes, fill_value=0).items())
     print(f"{len(preds)} image(s) classified ({counts}){f', {len(found.skipped)} skipped' if found.skipped else ''}"
           f" → {out}")
+    if a.gradcam:
+        from ..predict.explain import explain
+        maps = explain(sm, found.ids, found.paths, proba.argmax(1), Path(a.gradcam), progress=not a.quiet)
+        print(f"Grad-CAM: {len(maps)} image(s) → {a.gradcam}")
     return 0
 
 
 def _cmd_export(a) -> int:
     from ..predict import export
     out = export.export(_open_run(a.run), a.out, _stage_arg(a.stage), tta=a.tta)
-    print(f"exported → {out}: {export.MODEL} (load with keras.saving.load_model), {export.CARD}, {export.PARAMETERS}")
+    print(f"exported → {out}: {', '.join(sorted(p.name for p in out.iterdir()))} (how to use it: {export.CARD})")
     return 0
 
 
@@ -83,10 +91,14 @@ def add_parsers(sub) -> None:
                     help="average over the 8 flips/rotations (default: as the stage was scored)")
     pr.add_argument("--on-bad-image", choices=("error", "skip"), default="error",
                     help="an unreadable image stops (error, default) or is listed and left out (skip)")
+    pr.add_argument("--gradcam", metavar="DIR", default=None,
+                    help="also write one PNG per image into DIR: the image and where the Keras fold models found "
+                         "its predicted class (Grad-CAM, averaged over folds)")
     pr.add_argument("--quiet", action="store_true", help="no progress bars")
     pr.set_defaults(func=_cmd_predict)
-    ex = sub.add_parser("export", help="write a Keras stage as one .keras model (fold models averaged inside) "
-                                       "with a model card, loadable without cellclf")
+    ex = sub.add_parser("export", help="write a stage as a bundle with a model card: a Keras stage as one .keras "
+                                       "model (fold models averaged inside, loads without cellclf), a scikit-learn "
+                                       "stage as its fold pipelines, the ensemble as its members and combiner")
     ex.add_argument("run", help=run_help)
     ex.add_argument("--stage", default="auto", help=stage_help)
     ex.add_argument("--out", required=True, help="new folder for the bundle")

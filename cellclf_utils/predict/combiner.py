@@ -10,7 +10,7 @@ import numpy as np
 
 from ..atomic import write_json
 from ..runfolder import StageFolder, layout, read_json
-from ..shallow import saved
+from ..shallow import model_files
 from . import ensemble
 
 PREFIX = "ensemble: "
@@ -47,7 +47,7 @@ def save(stage_dir: Path, m: ensemble.Members, choice: str) -> Combiner:
     elif kind == "weights+bias":
         record["weights"], record["bias"] = np.asarray(fitted[0]).tolist(), np.asarray(fitted[1]).tolist()
     elif kind == "stacking":
-        saved.save(fitted, Path(stage_dir) / layout.COMBINER_STACKER)
+        model_files.save(fitted, Path(stage_dir) / layout.COMBINER_STACKER)
     write_json(Path(stage_dir) / layout.COMBINER, record)
     return Combiner(choice, m.names, m.classes, fitted, m.sources)
 
@@ -58,5 +58,5 @@ def load(stage: StageFolder) -> Combiner:
     kind = r["submitted"].removeprefix(PREFIX) if r["submitted"].startswith(PREFIX) else None
     fitted = {"weights": lambda: np.asarray(r["weights"]),
               "weights+bias": lambda: (np.asarray(r["weights"]), np.asarray(r["bias"])),
-              "stacking": lambda: saved.load(stage.file(layout.COMBINER_STACKER))}.get(kind, lambda: None)()
+              "stacking": lambda: model_files.load(stage.file(layout.COMBINER_STACKER))}.get(kind, lambda: None)()
     return Combiner(r["submitted"], list(r["members"]), list(r["classes"]), fitted, dict(r.get("sources") or {}))

@@ -1,7 +1,17 @@
-"""``cellclf export``: a trained stage as a bundle that loads without cellclf. For a Keras stage
-(02-06) one ``model.keras``: 0..255 RGB images of the run's size in, class probabilities out,
-the ImageNet preprocessing and the mean of the fold models inside (and with ``tta`` the mean
-over the 8 flips/rotations), with ``model_card.md`` and the stage's ``parameters.yaml``."""
+"""``cellclf export``: a trained stage as a bundle to use without its run.
+
+- A Keras stage (02-06): one ``model.keras``, 0..255 RGB images of the run's size in, class
+  probabilities out, the ImageNet preprocessing and the mean of the fold models inside (and with
+  ``tta`` the mean over the 8 flips/rotations); Keras' own layers only, so it loads without cellclf.
+- A scikit-learn stage (02b, 02c): its fold pipelines (``fold<k>.skops``) and 02c's frozen
+  ``features.keras``; the card says how to compute the features and average the folds.
+- The ensemble (07): each member's bundle under ``members/`` (Keras members with their own TTA,
+  as the combiner was fitted on them) and ``combiner.json`` (with ``combiner.skops`` for
+  stacking); the card says how to combine them.
+
+Every bundle has ``model_card.md`` (what, how it scored, how to feed it, the data and its
+licence line) and the stage's ``parameters.yaml``.
+"""
 from __future__ import annotations
 
 import shutil
@@ -14,12 +24,14 @@ import yaml
 from .. import paths
 from ..atomic import atomic_write
 from ..model.inference import averaged
+from ..runfolder import layout
 from .classify import choose
-from .saved import PredictError, StageModel, open_stage
+from .saved import StageModel, open_stage
 
 MODEL = "model.keras"
 CARD = "model_card.md"
 PARAMETERS = "parameters.yaml"
+MEMBERS = "members"
 _LICENCE_FILES = ("SOURCE.md", "LICENSE", "LICENSE.md", "LICENSE.txt", "README.md")
 
 
@@ -38,27 +50,74 @@ def _licence_note(data_dir: str) -> str:
     return f"no licence file in {root}: check the data's terms before sharing this model"
 
 
+def _use_keras(sm: StageModel, tta: bool) -> str:
+    size = sm.feed["image_size"]
+    return f"""```python
+import keras
+model = keras.saving.load_model("{MODEL}")   # Keras 3, any backend; cellclf is not needed
+proba = model.predict(images)                 # images: (N, {size}, {size}, 3) RGB, 0..255 (uint8 is fine)
+```
+The model averages its {len(sm.folds)} fold models
+{'and the 8 flips/rotations of each image (TTA)' if tta else 'on the image as given (no TTA)'}."""
+
+
+def _use_features(sm: StageModel) -> str:
+    P = sm.feed
+    if sm.run.stage(sm.name).file(layout.FEATURES_MODEL).is_file():
+        feats = "keras.saving.load_model('features.keras').predict(images)  # the frozen backbone, pooled"
+        if P.get("colour"):
+            feats += "\n# then 96 colour/stain histogram columns: cellclf_utils.shallow.features.colour_histograms(images)"
+    else:
+        feats = "cellclf_utils.shallow.features.hog_and_colour(images)  # HOG + colour/stain histograms"
+    views = ("The stage averaged each pipeline over the features of the 8 flips/rotations of each image (TTA)."
+             if P.get("tta") else "No TTA.")
+    return f"""```python
+import glob, keras, numpy as np, skops.io as sio
+folds = [sio.load(f, trusted=sio.get_untrusted_types(file=f)) for f in sorted(glob.glob("fold*.skops"))]
+features = {feats}
+proba = np.mean([m.predict_proba(features) for m in folds], axis=0)
+```
+{len(sm.folds)} fold pipelines (scikit-learn, read with skops). {views}
+The features use cellclf's code where the card names it; `cellclf predict` does all of this."""
+
+
+def _use_ensemble(sm: StageModel) -> str:
+    c = sm.combiner
+    how = ("the submitted member alone" if c.member else
+           {"ensemble: mean": "the mean of the members' probabilities",
+            "ensemble: weights": "the members' probabilities weighted by combiner.json's `weights`",
+            "ensemble: weights+bias": "the weighted mean, then log-offsets per class (`bias`) added and renormalised",
+            "ensemble: stacking": "a logistic regression (combiner.skops) on the members' log probabilities, "
+                                  "member after member"}[c.submitted])
+    return (f"Members, each a bundle under `{MEMBERS}/` with its own card ('/' in a name is '__' in its folder): "
+            f"{', '.join(f'`{m}`' for m in _labels(sm))}.\n"
+            f"The ensemble's probabilities are {how} (`{layout.COMBINER}`).")
+
+
+def _labels(sm: StageModel) -> list[str]:
+    """Return the names of an ensemble's members, in the order of ``sm.members``."""
+    return [sm.combiner.member] if sm.combiner.member else sm.combiner.members
+
+
 def model_card(sm: StageModel, tta: bool) -> str:
     """Return the bundle's model card: what the model is, how it was scored, how to feed it."""
     m, P = sm.metrics, sm.feed
     cv = m["cv"]
     lo, hi = cv["accuracy_ci"]
     recall = "\n".join(f"| {c} | {r:.1%} |" for c, r in (cv.get("per_class_recall") or {}).items())
-    size, resize = P["image_size"], P.get("resize", "pad")
+    use = {"keras": lambda: _use_keras(sm, tta), "features": lambda: _use_features(sm),
+           "ensemble": lambda: _use_ensemble(sm)}[sm.kind]()
+    feeding = ("" if sm.kind == "ensemble" else
+               f"\nImages are made square and {P['image_size']} px as in training: resize policy "
+               f"`{P.get('resize', 'pad')}` (pad: edge pixels replicated to a square, then resized).")
+    notebook = m["student"]["params_of"] if m.get("student") else sm.name
     return f"""# {m.get('title', sm.name)}: {m.get('model', '')}
 
 Exported {datetime.now().isoformat(timespec='seconds')} from run `{sm.run.id}`, stage `{sm.name}`.
 
 ## Use
-```python
-import keras, numpy as np
-model = keras.saving.load_model("{MODEL}")   # Keras 3, any backend; cellclf is not needed
-proba = model.predict(images)                 # images: (N, {size}, {size}, 3) RGB, 0..255 (uint8 is fine)
-```
-Classes, in the order of the output columns: {', '.join(f'`{c}`' for c in sm.classes)}.
-Images are made square and {size} px as in training: resize policy `{resize}` (pad: edge pixels
-replicated to a square, then resized). The model averages its {len(sm.folds)} fold models
-{'and the 8 flips/rotations of each image (TTA)' if tta else 'on the image as given (no TTA)'}.
+{use}
+Classes, in the order of the output columns: {', '.join(f'`{c}`' for c in sm.classes)}.{feeding}
 
 ## How it scored
 Out-of-fold accuracy {cv['accuracy']:.1%} [95% CI {lo:.1%}–{hi:.1%}] on {cv['n']} images ({m.get('folds', '?')}-fold
@@ -73,28 +132,47 @@ cross-validation: each image scored by the fold model that did not train on it);
 Data: `{P.get('data_dir') or 'the embedded synthetic set'}`, classes `{P.get('classes') or 'one per folder'}`.
 Licence of the data: {_licence_note(P.get('data_dir', ''))}.
 Training parameters: `{PARAMETERS}`; to train the stage again:
-`papermill notebooks/{sm.name if not m.get('student') else m['student']['params_of']}.ipynb out.ipynb -f {PARAMETERS}`.
+`papermill notebooks/{notebook}.ipynb out.ipynb -f {PARAMETERS}`.
 """
+
+
+def _write(sm: StageModel, folder: Path, tta: bool) -> None:
+    """Write ``sm``'s bundle into the (new) ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if sm.kind == "keras":
+        models = [keras.saving.load_model(f.model) for f in sm.folds]
+        averaged(models, tta, name=f"{sm.name}_{sm.run.id}").save(folder / MODEL)
+    elif sm.kind == "features":
+        for f in sm.folds:
+            shutil.copyfile(f.pipeline, folder / f"{f.dir.name}.skops")
+        extractor = sm.run.stage(sm.name).file(layout.FEATURES_MODEL)
+        if extractor.is_file():
+            shutil.copyfile(extractor, folder / layout.FEATURES_MODEL)
+    else:
+        stage = sm.run.stage(sm.name)
+        for name in (layout.COMBINER, layout.COMBINER_STACKER):
+            if stage.file(name).is_file():
+                shutil.copyfile(stage.file(name), folder / name)
+        for label, member in zip(_labels(sm), sm.members):
+            # each member as the combiner was fitted on it: with its own TTA
+            _write(member, folder / MEMBERS / label.replace("/", "__"), bool(member.feed.get("tta")))
+    params = {k: v for k, v in sm.feed.items() if k != "run_id"}
+    atomic_write(folder / PARAMETERS, yaml.safe_dump(params, sort_keys=True))
+    atomic_write(folder / CARD, model_card(sm, tta))
 
 
 def export(run, out_dir, stage: str = "auto", tta: bool = False) -> Path:
     """Write the bundle of ``stage`` of ``run`` into ``out_dir`` (new or empty); return it."""
     sm = open_stage(run, choose(run, stage))
-    if sm.kind != "keras":
-        raise PredictError(f"stage {sm.name} is a {'scikit-learn' if sm.kind == 'features' else 'ensemble'} "
-                           "stage: export writes Keras stages (02-06) only; classify with `cellclf predict`")
     out = Path(out_dir)
+    if out.resolve().is_relative_to(sm.run.dir.resolve()):
+        raise ValueError(f"{out} is inside the run folder {sm.run.dir}: export never writes there; name a folder outside it")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty folder: export into a new folder")
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     try:
-        bundle = averaged([keras.saving.load_model(f.model) for f in sm.folds], tta, name=f"{sm.name}_{sm.run.id}")
-        bundle.save(partial / MODEL)
-        params = {k: v for k, v in sm.feed.items() if k != "run_id"}
-        atomic_write(partial / PARAMETERS, yaml.safe_dump(params, sort_keys=True))
-        atomic_write(partial / CARD, model_card(sm, tta))
+        _write(sm, partial, tta)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)  # no half bundle left behind
         raise

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ..data import cache
 from ..model import tta as tta_mod
 from ..runfolder import Fold, Run, StageFolder, layout
-from ..shallow import saved
+from ..shallow import model_files
 from ..shallow.classifiers import mean_proba
 from ..shallow.cv import view_features
 from ..shallow.features import hog_and_colour
@@ -36,7 +36,7 @@ class StageModel:
     name: str
     kind: str                   # keras | features | ensemble
     classes: list[str]
-    feed: dict                  # the parameters that fed it in training: image_size, resize, tta, ...
+    feed: dict                  # the parameters that fed it in training: image_size, resize, tta, ... (07: its own)
     folds: list[Fold] = field(default_factory=list)
     members: list["StageModel"] = field(default_factory=list)        # ensemble
     combiner: combiner_mod.Combiner | None = None                     # ensemble
@@ -84,7 +84,7 @@ def open_stage(run: Run, name: str) -> StageModel:
     if m.get("kind") == "ensemble":
         comb = combiner_mod.load(stage)
         members = [_open_member(run, s, comb.sources) for s in ([comb.member] if comb.member else comb.members)]
-        return StageModel(run, name, "ensemble", list(m["classes"]), {}, members=members, combiner=comb)
+        return StageModel(run, name, "ensemble", list(m["classes"]), stage.params(), members=members, combiner=comb)
     if m.get("kind") != "model":
         raise PredictError(f"stage {name} of run {run.id} trains no model ({m.get('kind')}); name a model stage "
                            "or the ensemble")
@@ -116,7 +116,7 @@ def _features_proba(sm: StageModel, x: np.ndarray, tta: bool, progress: bool) ->
         featurize = Featurizer(keras.saving.load_model(extractor), sm.feed.get("batch_size") or memory.CPU_BATCH,
                                bool(sm.feed.get("colour")))
     feats = view_features(featurize, x, tta_mod.VIEWS if tta else 1, sm.name, progress)
-    pipelines = [saved.load(f.pipeline) for f in sm.folds]
+    pipelines = [model_files.load(f.pipeline) for f in sm.folds]
     return np.mean([mean_proba(p, feats, len(sm.classes)) for p in pipelines], axis=0)
 
 

@@ -18,7 +18,7 @@ from ..data.images import dihedral
 from ..folds import CVResult, FoldResult, cross_validate as fold_loop
 from ..model.tta import VIEWS
 from ..runfolder import layout
-from . import saved
+from . import model_files
 from .classifiers import make_classifier, mean_proba
 from .features import hog_and_colour
 
@@ -54,7 +54,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, fold_of: np.ndarray, x_test: np
         fit_views = feats if fit_on_views else feats[:1]
         model.fit(np.concatenate([f[tr] for f in fit_views]), np.tile(y[tr], len(fit_views)))
         if stage_dir is not None:
-            saved.save(model, Path(stage_dir) / layout.fold_dir(fold) / layout.FOLD_PIPELINE)
+            model_files.save(model, Path(stage_dir) / layout.fold_dir(fold) / layout.FOLD_PIPELINE)
         val_proba = mean_proba(model, [f[val] for f in feats], n_classes)
         test_proba = mean_proba(model, feats_test, n_classes) if feats_test is not None else None
         seconds = time.time() - t

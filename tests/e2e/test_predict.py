@@ -89,5 +89,17 @@ def test_an_exported_stage_loads_without_cellclf_and_predicts_as_predict_does(se
             "print(json.dumps(m.predict(np.load(sys.argv[2]), verbose=0).tolist()))\n")
     got = np.array(json.loads(run_under("tensorflow", code, out / "model.keras", tmp_path / "x.npy").splitlines()[-1]))
     np.testing.assert_allclose(got, want, atol=1e-5)
-    r = run_process([str(BIN / "cellclf"), "export", str(run_dir), "--stage", "02b", "--out", str(tmp_path / "b")], env)
-    assert r.returncode == 2 and "02b_classical is a scikit-learn stage" in r.stderr and not (tmp_path / "b").exists()
+
+
+def test_scikit_learn_stages_and_the_ensemble_export_their_parts(series, env, tmp_path):
+    run_dir = series[0]
+    r = run_process([str(BIN / "cellclf"), "export", str(run_dir), "--stage", "02c", "--out", str(tmp_path / "probe")], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "probe").iterdir()) == [
+        "features.keras", "fold0.skops", "fold1.skops", "model_card.md", "parameters.yaml"]
+    r = run_process([str(BIN / "cellclf"), "export", str(run_dir), "--out", str(tmp_path / "ens")], env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((run_dir / "07_ensemble" / "metrics.json").read_text())
+    members = [m["model"]] if not m["model"].startswith("ensemble: ") else m["members"]
+    assert sorted(p.name for p in (tmp_path / "ens" / "members").iterdir()) == sorted(members)
+    assert (tmp_path / "ens" / "combiner.json").is_file() and "members/" in (tmp_path / "ens" / "model_card.md").read_text()
