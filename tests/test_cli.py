@@ -145,3 +145,37 @@ def test_predict_and_export_name_what_they_cannot_use(tmp_path, small_dataset, m
     assert "is inside the run folder" in capsys.readouterr().err and not inside.exists()
     assert cli.main(["export", str(run_dir), "--out", str(tmp_path / "bundle")]) == 2
     assert "holds no saved fold models" in capsys.readouterr().err and not (tmp_path / "bundle").exists()
+
+
+def test_resume_is_one_command_the_run_recorded_the_rest(tmp_path, small_dataset, monkeypatch, capsys):
+    """A failed run prints `cellclf run --run-id X --resume`; run as printed, it continues with the
+    data, classes and -p values the run was started with (and refuses other ones)."""
+    import nbformat as nbf
+    from cellclf_utils.run import runner
+
+    root = tmp_path / "project"
+    (root / "notebooks" / "profiles").mkdir(parents=True)
+    (root / "notebooks" / "profiles" / "quick.yaml").write_text("profile: quick\nstages:\n  01_eda_colour: {seed: 1}\n")
+    nb = nbf.v4.new_notebook()
+    params = nbf.v4.new_code_cell('profile = ""\nrun_id = ""\ndata_dir = ""\nseed = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbf.v4.new_code_cell(
+        "import json, os, pathlib\n"
+        "d = pathlib.Path(os.environ['CELLCLF_RUNS']) / run_id / '01_eda_colour'\n"
+        "if not (d.parent / 'go').exists():\n    raise RuntimeError('not yet')\n"
+        "(d / 'metrics.json').write_text(json.dumps({'kind': 'skipped', 'note': f'{seed} {data_dir}'}))")]
+    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": "cellclf", "language": "python"}
+    nbf.write(nb, root / "notebooks" / "01_eda_colour.ipynb")
+    monkeypatch.setenv("CELLCLF_ROOT", str(root))
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("CELLCLF_RUNS", str(runs))
+    started = ["run", "--run-id", "again", "--data", str(small_dataset), "-p", "seed", "5", "--no-progress-bar"]
+    assert cli.main(started) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: not yet" in err and err.rstrip().endswith("continue with: cellclf run --run-id again --resume")
+    (runs / "again" / "go").write_text("")
+    assert cli.main(["run", "--run-id", "again", "--resume", "--no-progress-bar"]) == 0
+    note = json.loads((runs / "again" / "01_eda_colour" / "metrics.json").read_text())["note"]
+    assert note == f"5 {small_dataset}"  # the command line's seed beat the profile's section, as at the start
+    assert cli.main(["run", "--run-id", "again", "--resume", "-p", "seed", "6", "--no-progress-bar"]) == 1
+    assert "exists with other parameters" in capsys.readouterr().err

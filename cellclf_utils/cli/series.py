@@ -45,7 +45,7 @@ def _cmd_plan(a) -> int:
     from ..runfolder import open_run
     overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
     try:
-        params = plan.stage_parameters(a.profile, a.data, a.classes, overrides, a.only)
+        params = plan.stage_parameters(a.profile or "quick", a.data, a.classes, overrides, a.only)
     except RunError as e:
         print(f"cellclf plan: {e}", file=sys.stderr)
         return 1
@@ -98,7 +98,8 @@ def _cmd_params(a) -> int:
 
 def _series_options(p, only_example: str) -> None:
     """The options `run` and `plan` share: which profile, data, classes, stages and parameters."""
-    p.add_argument("--profile", default="quick", help="quick | full | smoke | path to a YAML profile (default quick)")
+    p.add_argument("--profile", default=None, help="quick | full | smoke | path to a YAML profile (default quick; "
+                                                 "`run --resume` with only --run-id: the run's recorded settings)")
     p.add_argument("--data", default=None, help="dataset folder or manifest (default: the embedded synthetic set)")
     p.add_argument("--classes", default=None, help="class preset or YAML mapping (default: one class per folder)")
     p.add_argument("--only", default=None, help=f"comma-separated stages by name or number, e.g. {only_example}")

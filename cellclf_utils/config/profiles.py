@@ -62,9 +62,20 @@ class Settings:
         return validate(stage, {**defaults(stage), **self.passed(stage)})
 
     def record(self) -> dict:
-        """Return what a run records in params.yaml (per-stage sections included, so --resume
-        compares them too)."""
-        return {**self.values, "stages": self.per_stage} if self.per_stage else dict(self.values)
+        """Return what a run records in params.yaml: the values, the per-stage sections and the
+        command line's own values (so --resume compares them, and rebuilds these Settings)."""
+        out = {**self.values, "stages": self.per_stage} if self.per_stage else dict(self.values)
+        return {**out, COMMAND_LINE: dict(self.cli)}
+
+
+COMMAND_LINE = "command_line"  # params.yaml's key for the command line's own values
+
+
+def from_record(record: dict) -> Settings:
+    """Return the Settings a run recorded in its params.yaml (``Settings.record``)."""
+    values = {k: v for k, v in record.items() if k not in ("stages", COMMAND_LINE)}
+    return Settings(values.get("profile", ""), values, dict(record.get("stages") or {}),
+                    dict(record.get(COMMAND_LINE) or {}))
 
 
 def resolve(profile: str, data: str | None = None, classes: str | None = None, overrides: dict | None = None,

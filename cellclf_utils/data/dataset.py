@@ -10,8 +10,9 @@ Layouts (see README "Dataset layout"):
 from __future__ import annotations
 
 import csv
+import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import pandas as pd
@@ -132,20 +133,37 @@ def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     return df
 
 
+def _inside(csv_path: Path, line: int, path: str) -> str:
+    """Return ``path`` in posix form; DatasetError when it leaves the manifest's folder (absolute,
+    or ../ above it): a dataset is its folder, which split and the cache copy and key by it."""
+    norm = posixpath.normpath(path.replace("\\", "/"))
+    if PurePosixPath(norm).is_absolute() or PureWindowsPath(path).drive or norm == ".." or norm.startswith("../"):
+        raise DatasetError(f"{csv_path} line {line}: path {path!r} is outside the manifest's folder "
+                           f"{csv_path.parent}; list images by paths inside it (move the manifest beside them)")
+    return norm
+
+
 def _scan_manifest(csv_path: Path) -> tuple[list[Item], list[Item], dict[str, str]]:
     df = read_table(csv_path, ("path", "label"))
     base = csv_path.parent
     train, test, labels = [], [], {}
+    first_line: dict[str, tuple[int, str]] = {}
     for line, r in enumerate(df.itertuples(), start=2):
         if not r.path:
             raise DatasetError(f"{csv_path} line {line}: empty path")
-        p = (base / r.path) if not Path(r.path).is_absolute() else Path(r.path)
+        rel = _inside(csv_path, line, r.path)
+        if rel in first_line:
+            seen, label = first_line[rel]
+            raise DatasetError(f"{csv_path} lines {seen} and {line}: {rel} is listed twice (labels {label!r} and "
+                               f"{r.label!r}); list each image once")
+        first_line[rel] = (line, r.label)
+        p = base / rel
         split = getattr(r, "split", "train") or "train"
         if split not in ("train", "test"):
             raise DatasetError(f"{csv_path} line {line}: split must be train or test (got {split!r})")
         if split == "train" and not r.label:
             raise DatasetError(f"{csv_path} line {line}: training row without a label ({r.path})")
-        item = Item(Path(r.path).as_posix(), p, r.label if split == "train" else "")
+        item = Item(rel, p, r.label if split == "train" else "")
         (train if split == "train" else test).append(item)
         if split == "test" and r.label:
             labels[item.id] = r.label

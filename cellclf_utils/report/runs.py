@@ -13,6 +13,9 @@ from .. import paths
 from ..runfolder import Run, RunFolderError, StageFolder, layout, open_run
 from .index import acc_ci, leaderboard
 
+# params.yaml's keys that hold no value of their own: per-stage sections (compared per stage)
+# and the command line's values (already among the values)
+_NOT_PARAMETERS = ("stages", "command_line")
 COLUMNS = ["run", "date", "status", "stages", "data", "classes", "profile", "best", "submitted"]
 
 
@@ -93,8 +96,7 @@ def compare(a, b) -> tuple[pd.DataFrame, pd.DataFrame]:
     each stage both ran where it differs otherwise; each stage's out-of-fold accuracy with its
     interval in both)."""
     ra, rb = open_run(a), open_run(b)
-    top = _differences({k: v for k, v in _settings(ra).items() if k != "stages"},
-                       {k: v for k, v in _settings(rb).items() if k != "stages"})
+    top = _differences(*({k: v for k, v in _settings(r).items() if k not in _NOT_PARAMETERS} for r in (ra, rb)))
     shown = {name: (va, vb) for name, va, vb in top}
     rows = list(top)
     both = sorted({s.name for s in ra.stages()} & {s.name for s in rb.stages()})

@@ -52,7 +52,9 @@ def _check_run(run_dir: Path, record: dict, chosen: list[Path], resume: bool) ->
             before = read_yaml(stored)
         except RunFolderError as e:
             raise RunError(str(e)) from None
-        changed = {k for k in set(before) | set(record) if before.get(k) != record.get(k)}
+        # runs recorded before params.yaml kept the command line compare without it
+        keys = (set(before) | set(record)) - ({profiles.COMMAND_LINE} - set(before))
+        changed = {k for k in keys if before.get(k) != record.get(k)}
         if changed:
             raise RunError(f"run {run_dir.name} exists with other parameters ({', '.join(sorted(changed))} "
                            f"differ from {stored}); use a new --run-id")
@@ -99,24 +101,36 @@ def _execute(nb: Path, out: Path, parameters: dict, desc: str, log_output: bool,
                        f"  finished folds are kept; continue with: {resume_hint}") from None
 
 
-def run_series(profile: str = "quick", data: str | None = None, classes: str | None = None,
+def _settings(profile: str | None, data, classes, overrides, run_id: str | None, resume: bool) -> profiles.Settings:
+    """Return the run's Settings: with ``resume`` and nothing else given, those the run recorded
+    in its params.yaml; otherwise the profile (default quick) with the command line on top."""
+    recorded = paths.runs_dir() / (run_id or "") / layout.PARAMS_YAML
+    try:
+        if resume and run_id and profile is None and data is None and classes is None and not overrides \
+                and recorded.is_file():
+            return profiles.from_record(read_yaml(recorded))
+        return profiles.resolve(profile or "quick", data, classes, overrides)
+    except (ParameterError, RunFolderError) as e:
+        raise RunError(str(e)) from None
+
+
+def run_series(profile: str | None = None, data: str | None = None, classes: str | None = None,
                run_id: str | None = None, only: str | None = None, resume: bool = False,
                overrides: dict | None = None, log_output: bool = False, hide_code: bool = False,
                progress: bool = True) -> Path:
     """Run the series' notebooks in order into runs/<run_id>/ and write the report; return the
     path of index.html. Finished stages are skipped with ``resume`` and refused without it; a
-    failing stage stops the run with a RunError naming it."""
-    try:
-        settings = profiles.resolve(profile, data, classes, overrides)
-    except ParameterError as e:
-        raise RunError(str(e)) from None
+    failing stage stops the run with a RunError naming it. ``resume`` with only a run id takes
+    the run's recorded profile, data, classes and parameters."""
+    settings = _settings(profile, data, classes, overrides, run_id, resume)
     chosen = select(notebooks(), only)
     run_dir, passed = plan_run(settings, run_id, chosen, resume)
     print(f"run {run_dir.name} ({settings.values['profile']} profile): {len(chosen)} stage(s) → {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / layout.PARAMS_YAML).exists():
         atomic_write(run_dir / layout.PARAMS_YAML, yaml.safe_dump(settings.record(), sort_keys=True))
-    hint = f"cellclf run --run-id {run_dir.name} --profile {profile} --resume"
+    # the run's params.yaml holds everything else, so this is the whole command
+    hint = f"cellclf run --run-id {run_dir.name} --resume" + (f" --only {only}" if only else "")
     for i, nb in enumerate(chosen, 1):
         stage = StageFolder(run_dir / nb.stem)
         if stage.is_finished:

@@ -176,3 +176,18 @@ def test_herlev3_on_the_real_data():
     assert not ds.skipped and not ds.ignored
     manifest = data.load_dataset(herlev / "manifest.csv", "herlev3", progress=False)
     assert sorted(manifest.ids) == sorted(ds.ids)
+
+
+@pytest.mark.parametrize("path", ["../outside.png", "alpha/../../outside.png", "/etc/hostname", "C:\\\\data\\\\x.png"])
+def test_a_manifest_path_outside_its_folder_is_refused_naming_the_line(small_dataset, path):
+    (small_dataset / "m.csv").write_text(f"path,label\nalpha/alpha0.png,alpha\n{path},beta\n")
+    with pytest.raises(data.DatasetError, match=r"m.csv line 3: path .* is outside the manifest's folder"):
+        data.load_dataset(small_dataset / "m.csv")
+
+
+def test_an_image_listed_twice_is_refused_naming_both_lines(small_dataset):
+    (small_dataset / "m.csv").write_text("path,label\nalpha/alpha0.png,alpha\nbeta/beta0.png,beta\n"
+                                         "./alpha/alpha0.png,beta\n")
+    with pytest.raises(data.DatasetError, match=r"m.csv lines 2 and 4: alpha/alpha0.png is listed twice "
+                                                r"\(labels 'alpha' and 'beta'\)"):
+        data.load_dataset(small_dataset / "m.csv")
