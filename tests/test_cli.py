@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from cellclf_utils import cli
 
 
@@ -147,28 +149,34 @@ def test_predict_and_export_name_what_they_cannot_use(tmp_path, small_dataset, m
     assert "holds no saved fold models" in capsys.readouterr().err and not (tmp_path / "bundle").exists()
 
 
-def test_resume_is_one_command_the_run_recorded_the_rest(tmp_path, small_dataset, monkeypatch, capsys):
-    """A failed run prints `cellclf run --run-id X --resume`; run as printed, it continues with the
-    data, classes and -p values the run was started with (and refuses other ones)."""
+def _project(tmp_path, monkeypatch, code: str, profile: str = "profile: quick\n"):
+    """A checkout whose series is one notebook (01_eda_colour) running ``code``; runs go to tmp/runs."""
     import nbformat as nbf
     from cellclf_utils.run import runner
-
     root = tmp_path / "project"
     (root / "notebooks" / "profiles").mkdir(parents=True)
-    (root / "notebooks" / "profiles" / "quick.yaml").write_text("profile: quick\nstages:\n  01_eda_colour: {seed: 1}\n")
+    (root / "notebooks" / "profiles" / "quick.yaml").write_text(profile)
     nb = nbf.v4.new_notebook()
     params = nbf.v4.new_code_cell('profile = ""\nrun_id = ""\ndata_dir = ""\nseed = 0')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbf.v4.new_code_cell(
-        "import json, os, pathlib\n"
-        "d = pathlib.Path(os.environ['CELLCLF_RUNS']) / run_id / '01_eda_colour'\n"
-        "if not (d.parent / 'go').exists():\n    raise RuntimeError('not yet')\n"
-        "(d / 'metrics.json').write_text(json.dumps({'kind': 'skipped', 'note': f'{seed} {data_dir}'}))")]
+    nb.cells = [params, nbf.v4.new_code_cell("import json, os, pathlib, time\n"
+                                             "d = pathlib.Path(os.environ['CELLCLF_RUNS']) / run_id / '01_eda_colour'\n"
+                                             + code)]
     nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": "cellclf", "language": "python"}
     nbf.write(nb, root / "notebooks" / "01_eda_colour.ipynb")
     monkeypatch.setenv("CELLCLF_ROOT", str(root))
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("CELLCLF_RUNS", str(runs))
+    monkeypatch.setenv("CELLCLF_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+FINISH = "(d / 'metrics.json').write_text(json.dumps({'kind': 'skipped', 'note': f'{seed} {data_dir}'}))"
+
+
+def test_resume_is_one_command_the_run_recorded_the_rest(tmp_path, small_dataset, monkeypatch, capsys):
+    """A failed run prints `cellclf run --run-id X --resume`; run as printed, it continues with the
+    data, classes and -p values the run was started with (and refuses other ones)."""
+    runs = _project(tmp_path, monkeypatch, "if not (d.parent / 'go').exists():\n    raise RuntimeError('not yet')\n"
+                    + FINISH, "profile: quick\nstages:\n  01_eda_colour: {seed: 1}\n")
     started = ["run", "--run-id", "again", "--data", str(small_dataset), "-p", "seed", "5", "--no-progress-bar"]
     assert cli.main(started) == 1
     err = capsys.readouterr().err
@@ -179,3 +187,38 @@ def test_resume_is_one_command_the_run_recorded_the_rest(tmp_path, small_dataset
     assert note == f"5 {small_dataset}"  # the command line's seed beat the profile's section, as at the start
     assert cli.main(["run", "--run-id", "again", "--resume", "-p", "seed", "6", "--no-progress-bar"]) == 1
     assert "exists with other parameters" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_id_never_write_it_together(tmp_path, monkeypatch):
+    """While one `cellclf run` writes a run, a second on the same id is refused naming the first
+    (pid, start, command); with --wait it waits, then resumes after it. Real processes."""
+    import os
+    import subprocess
+    import time
+    from conftest import BIN
+    runs = _project(tmp_path, monkeypatch, "while not (d.parent / 'go').exists():\n    time.sleep(0.2)\n" + FINISH)
+    cmd = [str(BIN / "cellclf"), "run", "--run-id", "same", "--no-progress-bar"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # each line as it is printed
+    first = subprocess.Popen(cmd + ["-p", "seed", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    info = runs / "same" / ".lock.json"
+    for _ in range(600):
+        if (runs / "same" / "01_eda_colour").is_dir():
+            break
+        time.sleep(0.1)
+    holder = json.loads(info.read_text())
+    assert holder["pid"] == first.pid and "run --run-id same" in holder["command"]
+    second = subprocess.run(cmd + ["-p", "seed", "1"], env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1
+    assert f"run same is being written by pid {first.pid}" in second.stderr and "--wait" in second.stderr
+    waiting = subprocess.Popen(cmd + ["-p", "seed", "1", "--wait", "--resume"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    said = [waiting.stdout.readline(), waiting.stdout.readline()]  # the run's line, then why it waits
+    assert f"run same is being written by pid {first.pid}" in said[1] and "waiting for it (--wait)" in said[1]
+    assert waiting.poll() is None  # blocked on the lock
+    (runs / "same" / "go").write_text("")
+    assert first.wait(timeout=120) == 0, first.stderr.read()[-2000:]
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err[-2000:]
+    assert "01_eda_colour: finished earlier, skipped (--resume)" in out
+    assert not info.exists()

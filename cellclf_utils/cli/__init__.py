@@ -30,10 +30,3 @@ def main(argv=None) -> int:
         print(f"cellclf: {e}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,7 @@ def _cmd_run(a) -> int:
         logging.getLogger("papermill").setLevel(logging.INFO)
     try:
         index = run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
-                           a.log_output, a.hide_code, progress=not a.no_progress_bar)
+                           a.log_output, a.hide_code, progress=not a.no_progress_bar, wait=a.wait)
     except RunError as e:
         print(f"cellclf run: {e}", file=sys.stderr)
         return 1
@@ -112,6 +112,8 @@ def _run_parsers(sub) -> None:
     _series_options(r, "01,02")
     r.add_argument("--run-id", default=None, help="run folder name under runs/ (default: <profile>-<date>-<time>)")
     r.add_argument("--resume", action="store_true", help="skip finished stages (and finished folds)")
+    r.add_argument("--wait", action="store_true", help="when another process is writing the run, wait for it "
+                                                       "instead of stopping")
     r.add_argument("--log-output", action="store_true", help="stream notebook output (for CI logs)")
     r.add_argument("--no-progress-bar", action="store_true", help="no papermill cell counter per stage")
     r.add_argument("--hide-code", action="store_true", help="leave code cells out of the HTML pages")

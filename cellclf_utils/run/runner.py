@@ -3,6 +3,7 @@ its report. Every stage's parameters are validated before the first kernel start
 anything is written, so a bad value costs seconds and leaves no run behind."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..atomic import atomic_write
 from ..config import STAGES, ParameterError, profiles, stage_name
 from ..config.validate import value
 from ..report import stage_html, write_report
-from ..runfolder import RunFolderError, StageFolder, layout, read_yaml
+from ..runfolder import RunFolderError, StageFolder, layout, lock, read_yaml
 from .stage import StageFinishedError, new_run_id, refuse_finished
 
 KERNEL = "cellclf"
@@ -117,18 +118,34 @@ def _settings(profile: str | None, data, classes, overrides, run_id: str | None,
 def run_series(profile: str | None = None, data: str | None = None, classes: str | None = None,
                run_id: str | None = None, only: str | None = None, resume: bool = False,
                overrides: dict | None = None, log_output: bool = False, hide_code: bool = False,
-               progress: bool = True) -> Path:
+               progress: bool = True, wait: bool = False) -> Path:
     """Run the series' notebooks in order into runs/<run_id>/ and write the report; return the
     path of index.html. Finished stages are skipped with ``resume`` and refused without it; a
     failing stage stops the run with a RunError naming it. ``resume`` with only a run id takes
-    the run's recorded profile, data, classes and parameters."""
+    the run's recorded profile, data, classes and parameters. The run's lock is held throughout:
+    a second writer is refused naming this one (``wait``: it waits for the lock)."""
     settings = _settings(profile, data, classes, overrides, run_id, resume)
     chosen = select(notebooks(), only)
     run_dir, passed = plan_run(settings, run_id, chosen, resume)
-    print(f"run {run_dir.name} ({settings.values['profile']} profile): {len(chosen)} stage(s) → {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / layout.PARAMS_YAML).exists():
-        atomic_write(run_dir / layout.PARAMS_YAML, yaml.safe_dump(settings.record(), sort_keys=True))
+    print(f"run {run_dir.name} ({settings.values['profile']} profile): {len(chosen)} stage(s) → {run_dir}", flush=True)
+    try:
+        held = lock.acquire(run_dir, " ".join(["cellclf", *sys.argv[1:]]), wait)
+    except lock.RunLockedError as e:
+        raise RunError(str(e)) from None
+    os.environ[lock.HOLDER_ENV] = str(os.getpid())  # the kernels started below write under this lock
+    try:
+        _check_run(run_dir, settings.record(), chosen, resume)  # again: another writer may have finished meanwhile
+        if not (run_dir / layout.PARAMS_YAML).exists():
+            atomic_write(run_dir / layout.PARAMS_YAML, yaml.safe_dump(settings.record(), sort_keys=True))
+        _run_stages(run_dir, chosen, passed, only, log_output, progress)
+    finally:
+        held.release()
+    return write_report(run_dir, hide_code=hide_code)
+
+
+def _run_stages(run_dir: Path, chosen: list[Path], passed: dict, only: str | None, log_output: bool,
+                progress: bool) -> None:
+    """Execute the chosen stages' notebooks in order, skipping finished ones."""
     # the run's params.yaml holds everything else, so this is the whole command
     hint = f"cellclf run --run-id {run_dir.name} --resume" + (f" --only {only}" if only else "")
     for i, nb in enumerate(chosen, 1):
@@ -142,7 +159,6 @@ def run_series(profile: str | None = None, data: str | None = None, classes: str
         if not stage.is_finished:
             raise RunError(f"stage {nb.stem} ran to the end without writing {layout.METRICS}; "
                            f"its last cell must call st.finish(...) (see {out})")
-    return write_report(run_dir, hide_code=hide_code)
 
 
 def _try_html(nb_path: Path) -> None:

@@ -15,7 +15,7 @@ from .. import paths
 from ..atomic import atomic_write, write_csv, write_json
 from ..config import validate
 from ..report import plots
-from ..runfolder import StageFolder, layout
+from ..runfolder import StageFolder, layout, lock
 
 
 class StageFinishedError(RuntimeError):
@@ -47,6 +47,7 @@ class Stage:
         self.dir = self.run_dir / name
         self.figures: list[dict] = []
         self.started = time.time()
+        self.lock: lock.RunLock | None = None  # held while a notebook run by hand writes the run
 
     @classmethod
     def open(cls, name: str, params: dict) -> "Stage":
@@ -57,7 +58,13 @@ class Stage:
             params["run_id"] = new_run_id(params.get("profile", ""))
         run_dir = paths.runs_dir() / params["run_id"]
         stage = cls(name, params, run_dir)
-        refuse_finished(StageFolder(stage.dir))
+        # by hand (not under `cellclf run`, which holds the run's lock): this kernel holds it
+        stage.lock = None if lock.held_by_parent(run_dir) else lock.acquire(run_dir, f"notebook {name}")
+        try:
+            refuse_finished(StageFolder(stage.dir))
+        except StageFinishedError:
+            stage.release()
+            raise
         stage.dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / layout.PARAMS_YAML).exists():
             atomic_write(run_dir / layout.PARAMS_YAML, yaml.safe_dump(params, sort_keys=True))
@@ -86,12 +93,19 @@ class Stage:
             pass
         plt.close(fig)
 
+    def release(self) -> None:
+        """Let go of the run's lock, if this stage took it (a notebook run by hand)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
     def finish(self, metrics: dict) -> Path:
         """Write metrics.json (stage, figures, elapsed time added): the stage is then finished."""
         out = {"stage": self.name, "run_id": self.params["run_id"], **metrics,
                "figures": self.figures, "elapsed_s": round(time.time() - self.started, 1),
                "finished_at": datetime.now().isoformat(timespec="seconds")}
         path = write_json(self.dir / layout.METRICS, out)
+        self.release()
         print(f"stage {self.name} finished → {path}")
         return path
 

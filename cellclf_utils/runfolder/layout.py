@@ -3,6 +3,7 @@
 ::
 
     runs/<run_id>/
+        .lock, .lock.json           held while a process writes the run; who holds it (pid, start, command)
         params.yaml                 the series' parameters (cellclf run), or the first stage's
         folds.csv                   id,fold,group,label: drawn once, read by every stage
         index.html                  the report
@@ -29,6 +30,8 @@
 """
 
 PARAMS_YAML = "params.yaml"
+RUN_LOCK = ".lock"
+RUN_LOCK_INFO = ".lock.json"
 FOLDS_CSV = "folds.csv"
 INDEX_HTML = "index.html"
 
