@@ -45,6 +45,9 @@ def _cmd_check(a) -> int:
           + (" ..." if len(rep["sizes"]) > 8 else ""))
     for f in rep["ignored"]:
         print(f"ignored {f['path']}: {f['reason']}")
+    if rep["twelve_bit"]:
+        print(f"note: {rep['twelve_bit']} image(s) are 16-bit files holding 12-bit data (no value reaches 4096): "
+              "scaled from 12 bits to 8, not from 16")
     if qrep is not None:
         print("\n".join(quality.summary_lines(qrep, worst=a.worst)))
     if a.report:

@@ -31,12 +31,17 @@ def content_hash(path) -> str:
     return _hash_memo[key]
 
 
+# part of every entry's name: raised when decoding changes (2: EXIF orientation, 12-bit depth,
+# JPEGs judged by their markers), so entries decoded the old way are never read again
+DECODER_VERSION = 2
+
+
 def _entry(digest: str, suffix: str, root: Path | None) -> Path:
-    return (root or paths.cache_dir()) / digest[:2] / f"{digest}{suffix}"
+    return (root or paths.cache_dir()) / digest[:2] / f"{digest}_d{DECODER_VERSION}{suffix}"
 
 
 def probe(path, root: Path | None = None) -> dict:
-    """Return ``{"height", "width", "channels", "dtype"}`` of the decoded file, or
+    """Return ``{"height", "width", "channels", "dtype", "bits"}`` of the decoded file, or
     ``{"error": reason}`` when it cannot be used. Cached by content."""
     path = Path(path)
     try:
@@ -55,7 +60,8 @@ def probe(path, root: Path | None = None) -> dict:
         raw = images.decode_raw(path.read_bytes(), path)
         rgb = images.to_rgb(raw, path)
         info = {"height": int(rgb.shape[0]), "width": int(rgb.shape[1]),
-                "channels": 1 if raw.ndim == 2 else int(raw.shape[2]), "dtype": str(raw.dtype)}
+                "channels": 1 if raw.ndim == 2 else int(raw.shape[2]), "dtype": str(raw.dtype),
+                "bits": images.bit_depth(raw)}
     except images.BadImageError as e:
         info = {"error": e.reason}
     atomic_write(entry, json.dumps(info))

@@ -38,6 +38,7 @@ class Item:
     label: int = -1       # index into Dataset.class_names; -1 when unknown
     height: int = 0
     width: int = 0
+    bits: int = 8         # bits its values use (12: 12-bit data in a 16-bit file, scaled as such)
 
 
 @dataclass
@@ -182,7 +183,7 @@ def _check_files(items: list[Item], on_bad_image: str, skipped: list, progress: 
                              "to leave it out (skipped files are listed in the report)")
             skipped.append({"path": str(it.path), "reason": info["error"]})
             continue
-        it.height, it.width = info["height"], info["width"]
+        it.height, it.width, it.bits = info["height"], info["width"], info.get("bits", 8)
         good.append(it)
     return good
 
@@ -210,6 +211,10 @@ def load_dataset(source, classes: str | dict | None = "", on_bad_image: str = "e
                            f"(resolved to {src}); run `cellclf data synth data/synth` for the embedded set")
     if not train:
         raise DatasetError(f"{src}: no labelled images found; expected <dir>/<class>/<image> or a manifest")
+    unmatched = sorted(set(test_lab) - {it.id for it in test})
+    if unmatched:
+        raise DatasetError(f"{label_source}: {len(unmatched)} label(s) name no test image, e.g. {unmatched[0]!r}; "
+                           f"ids are paths inside {TEST_DIR}/ (fix the id, or add the image)")
     skipped: list[dict] = []
     train = _check_files(train, on_bad_image, skipped, progress)
     test = _check_files(test, on_bad_image, skipped, progress)
@@ -254,6 +259,7 @@ def describe(ds: Dataset) -> dict:
         "test_labels": ds.test_labels is not None,
         "sizes": {k: int(v) for k, v in sizes.items()},
         "skipped": ds.skipped, "ignored": ds.ignored,
+        "twelve_bit": sum(it.bits == 12 for it in ds.items + ds.test_items),
     }
 
 

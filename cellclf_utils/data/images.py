@@ -24,32 +24,53 @@ class BadImageError(ValueError):
 
 
 def decode_bytes(data: bytes, path="<bytes>") -> np.ndarray:
-    """Return the image in ``data`` as an HxWx3 RGB uint8 array.
+    """Return the image in ``data`` as an HxWx3 RGB uint8 array, as a viewer shows it.
 
-    Grayscale is repeated to 3 channels; an alpha channel is composited on white (the
-    usual slide background); 16-bit images are scaled to 8 bits (>> 8).
+    A JPEG's EXIF orientation is applied; grayscale is repeated to 3 channels; an alpha channel
+    is composited on white (the usual slide background); 16-bit files are scaled by their real
+    depth (``bit_depth``: 12-bit data, common from microscope cameras, is not read as 16-bit).
     Raises BadImageError naming ``path`` for anything else.
     """
     return to_rgb(decode_raw(data, path), path)
 
 
+def _cut_jpeg(data: bytes) -> bool:
+    """Return whether a JPEG lacks the end-of-image marker after its (first) scan: the file was cut
+    off. Bytes after that marker (a camera's trailer) are fine; an EXIF thumbnail's marker comes
+    before the scan, so it does not count."""
+    scan = data.find(b"\xff\xda")
+    return scan < 0 or data.rfind(b"\xff\xd9") < scan
+
+
 def decode_raw(data: bytes, path="<bytes>") -> np.ndarray:
-    """Return the file's pixels as OpenCV decodes them (any depth and channel count)."""
+    """Return the file's pixels as OpenCV decodes them (any depth and channel count), a JPEG
+    turned upright by its EXIF orientation."""
     if len(data) == 0:
         raise BadImageError(path, "empty file (0 bytes)")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]:
+    jpeg = data[:2] == b"\xff\xd8"
+    if jpeg and _cut_jpeg(data):
         # libjpeg decodes a cut-off JPEG as grey below the cut, with only a console warning
-        raise BadImageError(path, "truncated JPEG (no end-of-image marker): the file was cut off")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        raise BadImageError(path, "truncated JPEG (no end-of-image marker after its image data): the file was cut off")
+    # IMREAD_COLOR applies the EXIF orientation (JPEGs are 8-bit without alpha); other formats
+    # keep their depth and alpha with IMREAD_UNCHANGED
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
     if img is None:
         raise BadImageError(path, "not a decodable image (corrupt, truncated or not an image format OpenCV reads)")
     return img
 
 
+def bit_depth(img: np.ndarray) -> int:
+    """Return the bits a decoded image's values use: 8 for uint8; for uint16, 12 when no value
+    reaches 4096 (12-bit data in a 16-bit file), else 16."""
+    if img.dtype != np.uint16:
+        return 8
+    return 12 if int(img.max()) < 4096 else 16
+
+
 def to_rgb(img: np.ndarray, path="<bytes>") -> np.ndarray:
     """Return a decoded OpenCV image as HxWx3 RGB uint8 (see decode_bytes)."""
     if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
+        img = (img >> (bit_depth(img) - 8)).astype(np.uint8)
     elif img.dtype != np.uint8:
         raise BadImageError(path, f"unsupported pixel type {img.dtype} (expected 8- or 16-bit)")
     if img.ndim == 2:

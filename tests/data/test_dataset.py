@@ -191,3 +191,18 @@ def test_an_image_listed_twice_is_refused_naming_both_lines(small_dataset):
     with pytest.raises(data.DatasetError, match=r"m.csv lines 2 and 4: alpha/alpha0.png is listed twice "
                                                 r"\(labels 'alpha' and 'beta'\)"):
         data.load_dataset(small_dataset / "m.csv")
+
+
+def test_a_test_label_naming_no_image_is_an_error(small_dataset):
+    with open(small_dataset / "test_labels.csv", "a") as f:
+        f.write("t9.png,alpha\n")
+    with pytest.raises(data.DatasetError, match=r"test_labels.csv: 1 label\(s\) name no test image, e.g. 'test/t9.png'"):
+        data.load_dataset(small_dataset)
+
+
+def test_data_check_notes_12_bit_images(small_dataset, capsys):
+    from cellclf_utils import cli
+    grey = (np.arange(40 * 40).reshape(40, 40) % 4096).astype(np.uint16)
+    write_image(small_dataset / "alpha" / "camera.png", grey)
+    assert cli.main(["data", "check", str(small_dataset), "--no-quality"]) == 0
+    assert "note: 1 image(s) are 16-bit files holding 12-bit data" in capsys.readouterr().out

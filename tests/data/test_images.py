@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from cellclf_utils.data import images
+from conftest import write_image
 
 
 def _png(img):
@@ -74,3 +75,44 @@ def test_pad_keeps_aspect_ratio():
 def test_unknown_policy():
     with pytest.raises(ValueError, match="pad, crop, stretch"):
         images.resize(np.zeros((4, 4, 3), np.uint8), 2, "squash")
+
+
+def _jpeg_with_orientation(a, orientation):
+    import io
+    from PIL import Image
+    im = Image.fromarray(a)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif.tobytes(), quality=95)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_jpeg_is_turned_upright_by_its_exif_orientation_as_pillow_shows_it(orientation):
+    import io
+    from PIL import Image, ImageOps
+    a = np.zeros((40, 60, 3), np.uint8)
+    a[:10, :20], a[30:] = (255, 0, 0), (0, 0, 255)
+    data = _jpeg_with_orientation(a, orientation)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    np.testing.assert_array_equal(images.decode_bytes(data), shown)
+
+
+def test_a_jpeg_with_bytes_after_its_end_is_read_and_a_cut_one_refused():
+    data = _jpeg_with_orientation(np.full((16, 16, 3), 90, np.uint8), 1)
+    np.testing.assert_array_equal(images.decode_bytes(data + b"camera trailer" * 10), images.decode_bytes(data))
+    with pytest.raises(images.BadImageError, match="truncated JPEG"):
+        images.decode_bytes(data[: len(data) // 2])
+
+
+def test_12_bit_data_in_a_16_bit_png_is_scaled_by_its_real_depth_as_pillow_reads_it(tmp_path):
+    from PIL import Image
+    grey = (np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16)  # a 12-bit camera's range
+    path = write_image(tmp_path / "twelve.png", grey)
+    raw = np.asarray(Image.open(path)).astype(np.uint16)
+    assert images.bit_depth(raw) == 12
+    np.testing.assert_array_equal(images.read_image(path)[..., 0], (raw >> 4).astype(np.uint8))
+    assert len(np.unique(images.read_image(path))) == 256  # not the ~16 grey levels of >> 8
+    full = write_image(tmp_path / "sixteen.png", (grey.astype(np.uint32) * 16).astype(np.uint16))
+    assert images.bit_depth(np.asarray(Image.open(full)).astype(np.uint16)) == 16
