@@ -132,6 +132,7 @@ def run_series(profile: str | None = None, data: str | None = None, classes: str
         held = lock.acquire(run_dir, " ".join(["cellclf", *sys.argv[1:]]), wait)
     except lock.RunLockedError as e:
         raise RunError(str(e)) from None
+    before = os.environ.get(lock.HOLDER_ENV)
     os.environ[lock.HOLDER_ENV] = str(os.getpid())  # the kernels started below write under this lock
     try:
         _check_run(run_dir, settings.record(), chosen, resume)  # again: another writer may have finished meanwhile
@@ -140,6 +141,10 @@ def run_series(profile: str | None = None, data: str | None = None, classes: str
         _run_stages(run_dir, chosen, passed, only, log_output, progress)
     finally:
         held.release()
+        if before is None:
+            os.environ.pop(lock.HOLDER_ENV, None)
+        else:
+            os.environ[lock.HOLDER_ENV] = before
     return write_report(run_dir, hide_code=hide_code)
 
 

@@ -1,5 +1,6 @@
 """One fold's training, in phases: prepare, head initialisation (LP-FT), head warm-up,
-fine-tuning, predict with the kept model's inference graph, save it. A finished fold with the same parameters is loaded instead."""
+fine-tuning, predict, save the kept model's inference graph. A finished fold with the same
+parameters is loaded instead."""
 from __future__ import annotations
 
 import time
@@ -59,9 +60,10 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     seconds = time.time() - t0
     best_epoch = f.best.restore()
     history = _history(histories, fold)
-    # the saved model predicts here, so `cellclf predict` reproduces the stage's own predictions
+    # the trained model predicts (its predict step is compiled once for all folds); the saved
+    # inference graph computes the same to float rounding, so `cellclf predict` reproduces these
+    val, val_plain, test = predict(f.model, x[val_idx], x_test, params)
     kept = inference_model(f.model)
-    val, val_plain, test = predict(kept, x[val_idx], x_test, params)
     record = {"fold": fold, "signature": sig, "best_epoch": int(best_epoch), "epochs": len(history),
               "seconds": round(seconds, 2), "images_per_s": round(f.n_train * len(history) / seconds, 1),
               **_compiles_since(compiled_before), "batch_size": params["batch_size"], "resumed": False}
