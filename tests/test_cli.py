@@ -50,8 +50,11 @@ def test_version(capsys):
 
 
 def test_a_bad_value_fails_before_anything_is_written(small_dataset, tmp_path, monkeypatch, capsys):
-    """Every stage's values are checked before a kernel starts: seconds, and no run left behind."""
-    monkeypatch.setenv("CELLCLF_RUNS", str(tmp_path / "runs"))
+    """Every stage's values are checked before a kernel starts: seconds, and no run left behind;
+    a run id that climbs out of runs/ writes nothing anywhere (the whole tree listed before and after)."""
+    runs = tmp_path / "a" / "b" / "runs"
+    monkeypatch.setenv("CELLCLF_RUNS", str(runs))
+    before = sorted(tmp_path.rglob("*"))
     for p, words in ((["-p", "optimizer", "rmsprop"], "parameter 'optimizer' must be one of sgd, adam, adamw"),
                      (["-p", "epochs", "0"], "parameter 'epochs' must be > 0"),
                      (["-p", "weights", "no/such.weights.h5"], "parameter 'weights' must be imagenet, none or"),
@@ -59,7 +62,7 @@ def test_a_bad_value_fails_before_anything_is_written(small_dataset, tmp_path, m
         assert cli.main(["run", "--profile", "smoke", "--data", str(small_dataset), "--run-id", "bad", *p]) == 1
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "outside").exists()
+    assert not runs.exists() and sorted(tmp_path.rglob("*")) == before
 
 
 def test_run_refuses_a_parameter_no_stage_has(capsys):
