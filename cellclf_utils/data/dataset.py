@@ -171,16 +171,17 @@ def _scan_manifest(csv_path: Path) -> tuple[list[Item], list[Item], dict[str, st
     return train, test, labels
 
 
-def _check_files(items: list[Item], on_bad_image: str, skipped: list, progress: bool) -> list[Item]:
-    """Return the items whose files decode; record or raise for the others."""
+def check_files(items: list[Item], on_bad_image: str, skipped: list, progress: bool,
+                skip_hint: str = "pass on_bad_image='skip' to leave it out (skipped files are listed in the report)"
+                ) -> list[Item]:
+    """Return the items whose files decode; record the others in ``skipped``, or with
+    ``on_bad_image='error'`` raise BadImageError for the first, ending with ``skip_hint``."""
     good = []
     for it in tqdm(items, desc="checking images", disable=not progress or len(items) < 200, leave=False):
         info = cache.probe(it.path)
         if "error" in info:
             if on_bad_image == "error":
-                raise images.BadImageError(
-                    it.path, f"{info['error']}. Fix or remove the file, or pass on_bad_image='skip' "
-                             "to leave it out (skipped files are listed in the report)")
+                raise images.BadImageError(it.path, f"{info['error']}. Fix or remove the file, or {skip_hint}")
             skipped.append({"path": str(it.path), "reason": info["error"]})
             continue
         it.height, it.width, it.bits = info["height"], info["width"], info.get("bits", 8)
@@ -216,8 +217,8 @@ def load_dataset(source, classes: str | dict | None = "", on_bad_image: str = "e
         raise DatasetError(f"{label_source}: {len(unmatched)} label(s) name no test image, e.g. {unmatched[0]!r}; "
                            f"ids are paths inside {TEST_DIR}/ (fix the id, or add the image)")
     skipped: list[dict] = []
-    train = _check_files(train, on_bad_image, skipped, progress)
-    test = _check_files(test, on_bad_image, skipped, progress)
+    train = check_files(train, on_bad_image, skipped, progress)
+    test = check_files(test, on_bad_image, skipped, progress)
     mapping = classes_mod.load_mapping(classes)
     class_names, labels = classes_mod.apply(mapping, [it.original_label for it in train])
     for it, lab in zip(train, labels):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import cache, images
-from .dataset import ON_BAD_IMAGE, DatasetError, is_image, read_table
+from . import images
+from .dataset import ON_BAD_IMAGE, DatasetError, Item, check_files, is_image, read_table
 
 
 @dataclass
@@ -66,16 +66,9 @@ def gather(sources: list[str], on_bad_image: str = "error") -> NewImages:
     repeated = pd.Series([i for i, _ in found]).duplicated()
     if repeated.any():
         raise DatasetError(f"image id {found[int(repeated.idxmax())][0]!r} is given twice: name each image once")
-    kept, skipped = [], []
-    for image_id, path in found:
-        info = cache.probe(path)
-        if "error" not in info:
-            kept.append((image_id, path))
-        elif on_bad_image == "skip":
-            skipped.append({"path": str(path), "reason": info["error"]})
-        else:
-            raise images.BadImageError(path, f"{info['error']}. Fix or remove the file, or pass "
-                                             "--on-bad-image skip to leave it out (skipped files are listed)")
+    skipped: list[dict] = []
+    kept = check_files([Item(image_id, path, "") for image_id, path in found], on_bad_image, skipped, False,
+                       "pass --on-bad-image skip to leave it out (skipped files are listed)")
     if not kept:
         raise DatasetError(f"none of the {len(found)} image(s) could be read (every one skipped)")
-    return NewImages([i for i, _ in kept], [p for _, p in kept], skipped, ignored)
+    return NewImages([it.id for it in kept], [it.path for it in kept], skipped, ignored)

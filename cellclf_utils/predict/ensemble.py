@@ -35,6 +35,7 @@ class Members:
     test_ids: list[str]
     test: np.ndarray | None  # (M, T, C), or None when a member has no test predictions
     sources: dict[str, str] = field(default_factory=dict)  # <run_id>/<stage> -> folder, members of other runs
+    folds: pd.DataFrame | None = None  # the folds.csv every member was cross-validated on
 
 
 def _finished_models(run: Run) -> list[str]:
@@ -69,7 +70,7 @@ def load(run: Run, stages: list[str] | None = None) -> Members:
     names of ``run``'s stages, or paths to other runs' stages on the same folds; default:
     ``default_members``), aligned on the images all of them scored."""
     chosen = _checked(run, stages or default_members(run))
-    members_mod.same_folds(run, chosen)
+    folds = members_mod.same_folds(run, chosen)
     names = [m.label for m in chosen]
     frames = {m.label: m.stage.oof() for m in chosen}
     classes = [c[2:] for c in frames[names[0]].columns if c.startswith("p_")]
@@ -89,7 +90,7 @@ def load(run: Run, stages: list[str] | None = None) -> Members:
         test = np.stack([t.loc[test_ids, cols].to_numpy(float) for t in tf])
     y = np.array([classes.index(c) for c in ref.label])
     return Members(names, classes, list(ref.id), y, ref.fold.to_numpy(), oof, test_ids, test,
-                   members_mod.sources(chosen))
+                   members_mod.sources(chosen), folds)
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:

@@ -2,8 +2,6 @@
 writes: leaderboard.csv, submission.csv, its figures and metrics."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
@@ -27,8 +25,7 @@ def members(st: Stage, P: dict) -> ensemble.Members:
     print(f"{len(m.names)} members: {', '.join(m.names)}; {len(m.ids)} images scored by all of them")
     if m.sources and run.folds() is None:
         # members of other runs: this run takes their (checked, identical) folds as its own
-        first = open_run(Path(next(iter(m.sources.values()))).parent)
-        write_csv(run.dir / layout.FOLDS_CSV, first.folds())
+        write_csv(run.dir / layout.FOLDS_CSV, m.folds)
     return m
 
 
