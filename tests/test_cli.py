@@ -225,3 +225,56 @@ def test_two_runs_on_one_id_never_write_it_together(tmp_path, monkeypatch):
     assert waiting.returncode == 0, err[-2000:]
     assert "01_eda_colour: finished earlier, skipped (--resume)" in out
     assert not info.exists()
+
+
+def test_user_mistakes_and_the_machine_state_are_one_line_each(tmp_path, small_dataset, monkeypatch, capsys):
+    """No traceback for a mistake in the input or a folder that cannot be written: one line naming
+    the file or parameter, exit status 1 or 2."""
+    runs = _project(tmp_path, monkeypatch, FINISH)
+    cases = [
+        (["run", "-p", "lr", "[0.1"], "-p lr '[0.1': not YAML (line 1, column 5"),
+        (["data", "check", str(tmp_path / "bin.csv")], "bin.csv: missing column(s) path, label"),
+        (["report", str(tmp_path / "nowhere")], "no run folder"),
+        (["plan", "--against", str(tmp_path / "nowhere")], "no run folder"),
+    ]
+    (tmp_path / "bin.csv").write_bytes(b"\x00\x01garbage\n")
+    broken = runs / "broken"
+    broken.mkdir(parents=True)
+    (broken / "params.yaml").write_text("profile: [quick\n")
+    cases.append((["run", "--run-id", "broken", "--resume", "--no-progress-bar"], "params.yaml: not YAML (line 2"))
+    for argv, words in cases:
+        assert cli.main(argv) in (1, 2), argv
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, err)
+    # a runs folder that cannot be made (a file is in the way): the path and the system's reason
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("CELLCLF_RUNS", str(tmp_path / "a-file" / "runs"))
+    assert cli.main(["run", "--run-id", "r1", "--no-progress-bar"]) == 2
+    err = capsys.readouterr().err
+    assert "a-file/runs" in err and "Not a directory" in err and "Traceback" not in err
+
+
+def test_os_errors_name_the_file_and_what_to_do():
+    import errno
+    line = cli.os_error_line(PermissionError(errno.EACCES, "Permission denied", "/runs/r1/params.yaml"))
+    assert line == ("/runs/r1/params.yaml: Permission denied; check the folder's permissions "
+                    "(runs go to $CELLCLF_RUNS when it is set)")
+    assert "the disk is full" in cli.os_error_line(OSError(errno.ENOSPC, "No space left on device", "/runs/x"))
+
+
+def test_a_bug_keeps_its_traceback_with_a_line_saying_so_and_ctrl_c_is_not_one(monkeypatch, small_dataset, capsys):
+    import cellclf_utils.data as data
+
+    def broken(*a, **k):
+        raise KeyError("internal")
+    monkeypatch.setattr(data, "describe", broken)
+    assert cli.main(["data", "check", str(small_dataset), "--no-quality"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'internal'" in err and err.rstrip().endswith(cli.BUG_LINE)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(data, "describe", interrupted)
+    assert cli.main(["data", "check", str(small_dataset), "--no-quality"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err

@@ -45,6 +45,8 @@ def _cmd_check(a) -> int:
           + (" ..." if len(rep["sizes"]) > 8 else ""))
     for f in rep["ignored"]:
         print(f"ignored {f['path']}: {f['reason']}")
+    for f in rep["notes"]:
+        print(f"note: {f['path']}: {f['note']}")
     if rep["twelve_bit"]:
         print(f"note: {rep['twelve_bit']} image(s) are 16-bit files holding 12-bit data (no value reaches 4096): "
               "scaled from 12 bits to 8, not from 16")

@@ -4,14 +4,21 @@ from __future__ import annotations
 import sys
 
 
-def _param_value(text: str):
-    import yaml
-    return yaml.safe_load(text)
+def _overrides(pairs) -> dict:
+    """Return ``-p NAME VALUE`` pairs as {name: value}, each value read as YAML (as papermill does)."""
+    from ..yamltext import YAMLTextError, safe_load
+    out = {}
+    for name, text in pairs or []:
+        try:
+            out[name] = safe_load(text, f"-p {name} {text!r}")
+        except YAMLTextError as e:
+            raise ValueError(f"{e}; give a number, true/false, a list such as [a, b], or text in quotes") from None
+    return out
 
 
 def _cmd_run(a) -> int:
     from ..run import RunError, run_series
-    overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
+    overrides = _overrides(a.parameters)
     if a.log_output:
         # papermill streams cell output through its logger at INFO, which is silent unless configured
         import logging
@@ -43,13 +50,13 @@ def _cmd_plan(a) -> int:
     import pandas as pd
     from ..run import RunError, plan
     from ..runfolder import open_run
-    overrides = {k: _param_value(v) for k, v in (a.parameters or [])}
+    overrides = _overrides(a.parameters)
     try:
         params = plan.stage_parameters(a.profile or "quick", a.data, a.classes, overrides, a.only)
+        speeds = plan.read_speeds(a.speeds) if a.speeds else None
     except RunError as e:
         print(f"cellclf plan: {e}", file=sys.stderr)
         return 1
-    speeds = plan.read_speeds(a.speeds) if a.speeds else None
     # the run's own folds (near-duplicate groups kept together), so its fold sizes are the plan's
     table = plan.plan(params, speeds, open_run(a.against).folds() if a.against else None)
     if speeds is not None:

@@ -37,6 +37,8 @@ def _cmd_predict(a) -> int:
     found = gather(a.images, a.on_bad_image)
     for f in found.ignored:
         print(f"ignored {f['path']}: {f['reason']}")
+    for f in found.notes:
+        print(f"note: {f['path']}: {f['note']}")
     for f in found.skipped:
         print(f"skipped {f['path']}: {f['reason']}")
     proba = predict_proba(sm, found.paths, a.tta, progress=not a.quiet)

@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .. import paths
+from .. import paths, yamltext
 from .params import STAGES, ParameterError, defaults, stage_parameters
 from .validate import resolve_files, validate
 
@@ -34,9 +32,9 @@ def load_profile(profile: str) -> dict:
         raise ParameterError(f"--profile {profile!r}: no such profile (known: {', '.join(known_profiles())}) "
                              "or YAML file")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ParameterError(f"{path}: not readable as YAML ({e})") from None
+        values = yamltext.safe_load(path.read_text(encoding="utf-8"), str(path)) or {}
+    except yamltext.YAMLTextError as e:
+        raise ParameterError(str(e)) from None
     if not isinstance(values, dict):
         raise ParameterError(f"{path}: a profile is a flat mapping 'parameter: value'")
     values.setdefault("profile", path.stem)

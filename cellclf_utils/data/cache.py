@@ -32,8 +32,8 @@ def content_hash(path) -> str:
 
 
 # part of every entry's name: raised when decoding changes (2: EXIF orientation, 12-bit depth,
-# JPEGs judged by their markers), so entries decoded the old way are never read again
-DECODER_VERSION = 2
+# JPEGs judged by their markers; 3: frames counted), so entries decoded the old way are never read again
+DECODER_VERSION = 3
 
 
 def _entry(digest: str, suffix: str, root: Path | None) -> Path:
@@ -41,7 +41,7 @@ def _entry(digest: str, suffix: str, root: Path | None) -> Path:
 
 
 def probe(path, root: Path | None = None) -> dict:
-    """Return ``{"height", "width", "channels", "dtype", "bits"}`` of the decoded file, or
+    """Return ``{"height", "width", "channels", "dtype", "bits", "frames"}`` of the decoded file, or
     ``{"error": reason}`` when it cannot be used. Cached by content."""
     path = Path(path)
     try:
@@ -57,11 +57,12 @@ def probe(path, root: Path | None = None) -> dict:
         except ValueError:
             pass  # a damaged entry is simply recomputed
     try:
-        raw = images.decode_raw(path.read_bytes(), path)
+        data = path.read_bytes()
+        raw = images.decode_raw(data, path)
         rgb = images.to_rgb(raw, path)
         info = {"height": int(rgb.shape[0]), "width": int(rgb.shape[1]),
                 "channels": 1 if raw.ndim == 2 else int(raw.shape[2]), "dtype": str(raw.dtype),
-                "bits": images.bit_depth(raw)}
+                "bits": images.bit_depth(raw), "frames": images.frame_count(data)}
     except images.BadImageError as e:
         info = {"error": e.reason}
     atomic_write(entry, json.dumps(info))

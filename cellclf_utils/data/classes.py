@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from .. import yamltext
 
 PRESETS: dict[str, dict[str, list[str]]] = {
     # Bethesda/CIN practice: mild dysplasia = LSIL; moderate, severe and CIS = HSIL.
@@ -60,7 +60,10 @@ def load_mapping(classes: str | dict | None) -> dict[str, list[str]] | None:
             raise ClassMappingError(
                 f"parameter 'classes': {classes!r} is neither a preset ({', '.join(PRESETS)}), "
                 "nor an existing .yaml file, nor '' (one class per folder)")
-        raw, source = yaml.safe_load(path.read_text(encoding="utf-8")), str(path)
+        try:
+            raw, source = yamltext.safe_load(path.read_text(encoding="utf-8"), str(path)), str(path)
+        except yamltext.YAMLTextError as e:
+            raise ClassMappingError(f"parameter 'classes': {e}") from None
     if not isinstance(raw, dict) or not raw:
         raise ClassMappingError(f"{source}: expected a mapping 'task_label: [original_label, ...]'")
     mapping = {str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in raw.items()}

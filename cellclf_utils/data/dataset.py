@@ -10,6 +10,7 @@ Layouts (see README "Dataset layout"):
 from __future__ import annotations
 
 import csv
+import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -39,6 +40,7 @@ class Item:
     height: int = 0
     width: int = 0
     bits: int = 8         # bits its values use (12: 12-bit data in a 16-bit file, scaled as such)
+    frames: int = 1       # frames in the file (pages of a TIFF); frame 0 is the one read
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Dataset:
     # labels of test items, used only to score predictions, never for training
     test_labels: np.ndarray | None = None
     skipped: list[dict] = field(default_factory=list)   # bad images left out: path, reason
-    ignored: list[dict] = field(default_factory=list)   # non-image files seen: path, reason
+    ignored: list[dict] = field(default_factory=list)   # files seen and not used: path, reason
 
     @property
     def ids(self) -> list[str]:
@@ -65,6 +67,16 @@ class Dataset:
     @property
     def test_ids(self) -> list[str]:
         return [it.id for it in self.test_items]
+
+    @property
+    def notes(self) -> list[dict]:
+        """Files read with a caveat the user should know: each multi-frame file (frame 0 used)."""
+        return frame_notes(self.items + self.test_items)
+
+    @property
+    def twelve_bit(self) -> int:
+        """How many images are 16-bit files holding 12-bit data (scaled from 12 bits)."""
+        return sum(it.bits == 12 for it in self.items + self.test_items)
 
     def images(self, size: int, resize: str = "pad", progress: bool = True) -> np.ndarray:
         """Return the training images as (N, size, size, 3) uint8, via the cache."""
@@ -95,16 +107,50 @@ def _rel(p: Path, root: Path) -> str:
     return p.relative_to(root).as_posix()
 
 
+def _unused(p: Path) -> str:
+    """Return why the file ``p`` in an image folder is not read ('' when it is an image to read)."""
+    if p.name.startswith("."):
+        return "hidden file (its name starts with '.')"
+    if p.is_symlink() and not p.exists():
+        return f"broken link (to {os.readlink(p)}, which does not exist)"
+    if not p.is_file():
+        return "not a regular file"
+    if not is_image(p):
+        return f"not an image file name ({p.suffix or 'no suffix'})"
+    return ""
+
+
+def list_images(folder: Path, ignored: list) -> list[Path]:
+    """Return the image files under ``folder`` and its sub-folders, in path order; add every
+    other entry to ``ignored`` with the reason it is not read (a hidden file or folder, a broken
+    link, a link to a folder, a name without an image suffix), so nothing is left out unsaid."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        here = Path(here)
+        for d in dirs:
+            if d.startswith("."):
+                ignored.append({"path": str(here / d), "reason": "hidden folder (nothing in it is read)"})
+            elif (here / d).is_symlink():
+                ignored.append({"path": str(here / d), "reason": "link to a folder (not followed)"})
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (here / d).is_symlink())
+        for name in files:
+            why = _unused(here / name)
+            if why:
+                ignored.append({"path": str(here / name), "reason": why})
+            else:
+                found.append(here / name)
+    ignored.sort(key=lambda f: f["path"])
+    return sorted(found)
+
+
 def _scan_folder(root: Path, ignored: list) -> tuple[list[Item], list[Item], dict[str, str]]:
     """Return (train items, test items, test labels by test id) of a class-folder tree."""
     train, test = [], []
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    ignored += [{"path": str(d), "reason": "hidden folder (not read as a class)"}
+                for d in sorted(root.iterdir()) if d.is_dir() and d.name.startswith(".")]
     for d in class_dirs:
-        files = sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
-        for p in files:
-            if not is_image(p):
-                ignored.append({"path": str(p), "reason": f"not an image file name ({p.suffix or 'no suffix'})"})
-        files = [p for p in files if is_image(p)]
+        files = list_images(d, ignored)
         if d.name == TEST_DIR:
             test += [Item(_rel(p, root), p, "") for p in files]
             continue
@@ -126,6 +172,8 @@ def read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     """Return the CSV at ``path`` as text columns; DatasetError when unreadable or lacking ``required``."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path}: empty file; its first line names the columns {', '.join(required)}") from None
     except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetError(f"{path}: not a readable CSV ({e})") from None
     missing = [c for c in required if c not in df.columns]
@@ -184,9 +232,15 @@ def check_files(items: list[Item], on_bad_image: str, skipped: list, progress: b
                 raise images.BadImageError(it.path, f"{info['error']}. Fix or remove the file, or {skip_hint}")
             skipped.append({"path": str(it.path), "reason": info["error"]})
             continue
-        it.height, it.width, it.bits = info["height"], info["width"], info.get("bits", 8)
+        it.height, it.width, it.bits, it.frames = info["height"], info["width"], info["bits"], info["frames"]
         good.append(it)
     return good
+
+
+def frame_notes(items: list[Item]) -> list[dict]:
+    """Return ``{"path", "note"}`` for each multi-frame file among ``items``: frame 0 is the image used."""
+    return [{"path": str(it.path), "note": f"{it.frames} frames (a multi-page or animated file): frame 0 is used"}
+            for it in items if it.frames > 1]
 
 
 def load_dataset(source, classes: str | dict | None = "", on_bad_image: str = "error",
@@ -247,7 +301,7 @@ def check(source, classes: str | dict | None = "") -> dict:
 
 def describe(ds: Dataset) -> dict:
     """Return ``check``'s summary of an already loaded dataset (per-class counts, image sizes,
-    unreadable and ignored files)."""
+    unreadable and ignored files, multi-frame files and the count of 12-bit ones)."""
     df = ds.frame()
     train = df[df.split == "train"]
     sizes = (df.assign(size=df.width.astype(str) + "x" + df.height.astype(str))
@@ -259,8 +313,7 @@ def describe(ds: Dataset) -> dict:
         "n_train": len(ds.items), "n_test": len(ds.test_items),
         "test_labels": ds.test_labels is not None,
         "sizes": {k: int(v) for k, v in sizes.items()},
-        "skipped": ds.skipped, "ignored": ds.ignored,
-        "twelve_bit": sum(it.bits == 12 for it in ds.items + ds.test_items),
+        "skipped": ds.skipped, "ignored": ds.ignored, "notes": ds.notes, "twelve_bit": ds.twelve_bit,
     }
 
 

@@ -44,7 +44,7 @@ def _cut_jpeg(data: bytes) -> bool:
 
 def decode_raw(data: bytes, path="<bytes>") -> np.ndarray:
     """Return the file's pixels as OpenCV decodes them (any depth and channel count), a JPEG
-    turned upright by its EXIF orientation."""
+    turned upright by its EXIF orientation; of a multi-frame file, frame 0."""
     if len(data) == 0:
         raise BadImageError(path, "empty file (0 bytes)")
     jpeg = data[:2] == b"\xff\xd8"
@@ -57,6 +57,25 @@ def decode_raw(data: bytes, path="<bytes>") -> np.ndarray:
     if img is None:
         raise BadImageError(path, "not a decodable image (corrupt, truncated or not an image format OpenCV reads)")
     return img
+
+
+def _animated(data: bytes) -> bool:
+    """Return whether ``data`` may hold more than one frame: a TIFF (pages), an animated PNG
+    (its ``acTL`` chunk) or an animated WebP (its ``ANIM`` chunk)."""
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return True
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"acTL" in data[:data.find(b"IDAT")]  # acTL must come before the first image data
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP" and b"ANIM" in data[12:64]
+
+
+def frame_count(data: bytes) -> int:
+    """Return how many frames (pages of a TIFF, frames of an animated PNG or WebP) the file
+    holds; ``decode_raw`` reads frame 0 of such a file, as a viewer first shows it."""
+    if not _animated(data):
+        return 1
+    ok, frames = cv2.imdecodemulti(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return len(frames) if ok else 1
 
 
 def bit_depth(img: np.ndarray) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import images
-from .dataset import ON_BAD_IMAGE, DatasetError, Item, check_files, is_image, read_table
+from .dataset import ON_BAD_IMAGE, DatasetError, Item, check_files, frame_notes, list_images, read_table
 
 
 @dataclass
@@ -18,15 +18,13 @@ class NewImages:
     ids: list[str]                                      # the id each row of the output gets
     paths: list[Path]
     skipped: list[dict] = field(default_factory=list)   # unusable files left out: path, reason
-    ignored: list[dict] = field(default_factory=list)   # files in a folder that are not images
+    ignored: list[dict] = field(default_factory=list)   # files in a folder that are not read: path, reason
+    notes: list[dict] = field(default_factory=list)     # multi-frame files (frame 0 used): path, note
 
 
 def _from_folder(folder: Path, ignored: list) -> list[tuple[str, Path]]:
     """Return ``(id, path)`` of the images under ``folder``, ids relative to it."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    ignored += [{"path": str(p), "reason": f"not an image file name ({p.suffix or 'no suffix'})"}
-                for p in files if not is_image(p)]
-    return [(p.relative_to(folder).as_posix(), p) for p in files if is_image(p)]
+    return [(p.relative_to(folder).as_posix(), p) for p in list_images(folder, ignored)]
 
 
 def _from_manifest(csv_path: Path) -> list[tuple[str, Path]]:
@@ -71,4 +69,4 @@ def gather(sources: list[str], on_bad_image: str = "error") -> NewImages:
                        "pass --on-bad-image skip to leave it out (skipped files are listed)")
     if not kept:
         raise DatasetError(f"none of the {len(found)} image(s) could be read (every one skipped)")
-    return NewImages([it.id for it in kept], [it.path for it in kept], skipped, ignored)
+    return NewImages([it.id for it in kept], [it.path for it in kept], skipped, ignored, frame_notes(kept))

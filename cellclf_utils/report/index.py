@@ -133,14 +133,14 @@ def _figures(stage_dir: Path, m: dict) -> list[dict]:
              "exists": (stage_dir / f["path"]).is_file()} for f in listed + extra]
 
 
-def _file_rows(stages: list[dict], key: str) -> list[dict]:
-    """Return one row per distinct (path, reason) listed under ``key`` by any stage, with the
+def _file_rows(stages: list[dict], key: str, text: str = "reason") -> list[dict]:
+    """Return one row per distinct (path, ``text``) listed under ``key`` by any stage, with the
     stages that listed it (every stage that loads the data reports the same files)."""
     rows: dict[tuple, list[str]] = {}
     for st in stages:
         for f in st["metrics"].get(key) or []:
             if isinstance(f, dict):
-                rows.setdefault((str(f.get("path", "")), str(f.get("reason", ""))), []).append(st["name"])
+                rows.setdefault((str(f.get("path", "")), str(f.get(text, ""))), []).append(st["name"])
     return [{"path": p, "reason": r, "stages": ", ".join(s)} for (p, r), s in rows.items()]
 
 
@@ -257,5 +257,7 @@ def write_report(run_dir, hide_code=False) -> Path:
                   params=params.read_text(encoding="utf-8", errors="replace") if params.exists() else None,
                   board=_board_rows(board, finished), verdict=verdict(finished, board), folds_note=_folds_note(run),
                   stages=finished, unfinished=unfinished, skipped=_file_rows(finished, "skipped"),
-                  ignored=_file_rows(finished, "ignored"), hide_code=hide_code)
+                  ignored=_file_rows(finished, "ignored"), notes=_file_rows(finished, "notes", "note"),
+                  twelve_bit=max((st["metrics"].get("twelve_bit") or 0 for st in finished), default=0),
+                  hide_code=hide_code)
     return atomic_write(run.dir / layout.INDEX_HTML, html)

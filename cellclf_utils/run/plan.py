@@ -160,16 +160,38 @@ def plan(stage_params: dict[str, dict], speeds: dict | None = None,
     return pd.DataFrame(rows).astype({"image_size": "Int64", "folds": "Int64"})
 
 
+_SPEED_COLUMNS = ("model", "size", "variant", "img_s", "compile_s")
+
+
+def _speed_rows(csv_path) -> list[tuple[int, dict]]:
+    """Return (line, row) of a speeds CSV; RunError naming the file when it is missing, not text
+    or lacks one of the columns benchmarks/throughput.py writes."""
+    hint = "write one with benchmarks/throughput.py --csv"
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(enumerate(reader, start=2))
+            columns = reader.fieldnames or []
+    except FileNotFoundError:
+        raise RunError(f"--speeds {csv_path}: no such file; {hint}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise RunError(f"--speeds {csv_path}: not a CSV ({e}); {hint}") from None
+    missing = [c for c in _SPEED_COLUMNS if c not in columns]
+    if missing:
+        raise RunError(f"--speeds {csv_path}: missing column(s) {', '.join(missing)}; {hint}")
+    return rows
+
+
 def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
     """Return ``{(network, size): {"train": img/s, "compile_s": s, "batch": n, "predict": img/s,
     "head": img/s, "head_compile_s": s}}`` from benchmarks/throughput.py's CSV: training speed from
     the 'stage' row (the stage's own model) or else 'project', forward speed from 'predict', the
     head warm-up's (base frozen) from 'head'."""
     speeds: dict[tuple[str, int], dict] = {}
-    with open(csv_path, newline="") as f:
-        for r in csv.DictReader(f):
-            if not r.get("img_s"):
-                continue
+    for line, r in _speed_rows(csv_path):
+        if not r.get("img_s"):
+            continue
+        try:
             s = speeds.setdefault((r["model"], int(r["size"])), {})
             if r["variant"] == "predict":
                 s["predict"] = float(r["img_s"])
@@ -178,6 +200,8 @@ def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
             elif r["variant"] == "stage" or (r["variant"] == "project" and "train" not in s):
                 s["train"], s["compile_s"] = float(r["img_s"]), float(r["compile_s"] or 0)
                 s["batch"] = int(r["batch"]) if r.get("batch") else None
+        except ValueError as e:
+            raise RunError(f"--speeds {csv_path} line {line}: not a number ({e})") from None
     return speeds
 
 

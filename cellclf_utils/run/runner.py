@@ -100,6 +100,8 @@ def _execute(nb: Path, out: Path, parameters: dict, desc: str, log_output: bool,
         raise RunError(f"stage {nb.stem}: its kernel died (killed, or out of memory: try a smaller "
                        f"image_size or batch_size)\n  executed notebook so far: {out}\n"
                        f"  finished folds are kept; continue with: {resume_hint}") from None
+    except KeyboardInterrupt:  # Ctrl-C: the same way back as a failure
+        raise RunError(f"stage {nb.stem} interrupted\n  finished folds are kept; continue with: {resume_hint}") from None
 
 
 def _settings(profile: str | None, data, classes, overrides, run_id: str | None, resume: bool) -> profiles.Settings:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from .. import yamltext
 from . import layout
 
 _RERUN = "rerun the stage under a new run id, or delete the damaged file and continue with --resume"
@@ -38,10 +38,12 @@ def read_json(path: Path) -> dict:
 def read_yaml(path: Path) -> dict:
     """Return the YAML mapping in ``path`` ({} for an empty file)."""
     try:
-        obj = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        obj = yamltext.safe_load(Path(path).read_text(encoding="utf-8"), str(path)) or {}
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+    except yamltext.YAMLTextError as e:
+        raise RunFolderError(f"{e}; {_RERUN}") from None
+    except (OSError, UnicodeDecodeError) as e:
         raise RunFolderError(f"{path} is unreadable ({e}); {_RERUN}") from None
     if not isinstance(obj, dict):
         raise RunFolderError(f"{path} does not hold a mapping of parameters")

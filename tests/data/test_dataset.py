@@ -143,10 +143,36 @@ def test_unknown_on_bad_image(small_dataset):
         data.load_dataset(small_dataset, on_bad_image="ignore")
 
 
-def test_non_image_files_are_listed_not_silently_dropped(small_dataset):
-    (small_dataset / "alpha" / "notes.txt").write_text("hello")
+def test_every_file_not_read_is_listed_with_its_reason(small_dataset, tmp_path):
+    alpha = small_dataset / "alpha"
+    (alpha / "notes.txt").write_text("hello")
+    write_image(alpha / ".hidden.png", blob_image(np.random.default_rng(2)))
+    write_image(alpha / ".ipynb_checkpoints" / "copy.png", blob_image(np.random.default_rng(3)))
+    (alpha / "gone.png").symlink_to(tmp_path / "deleted.png")
+    (tmp_path / "elsewhere").mkdir()
+    (alpha / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (small_dataset / ".trash").mkdir()
     ds = data.load_dataset(small_dataset)
-    assert any("notes.txt" in f["path"] for f in ds.ignored)
+    assert {f["path"]: f["reason"] for f in ds.ignored} == {
+        str(alpha / "notes.txt"): "not an image file name (.txt)",
+        str(alpha / ".hidden.png"): "hidden file (its name starts with '.')",
+        str(alpha / ".ipynb_checkpoints"): "hidden folder (nothing in it is read)",
+        str(alpha / "gone.png"): f"broken link (to {tmp_path / 'deleted.png'}, which does not exist)",
+        str(alpha / "linked"): "link to a folder (not followed)",
+        str(small_dataset / ".trash"): "hidden folder (not read as a class)"}
+    assert len(ds.items) == 12  # the six class images each, nothing else
+
+
+def test_data_check_lists_ignored_files_and_notes_multi_frame_files(small_dataset, capsys):
+    from PIL import Image
+    from cellclf_utils import cli
+    (small_dataset / "alpha" / ".DS_Store").write_bytes(b"\0\0")
+    pages = [Image.fromarray(np.full((30, 30, 3), v, np.uint8)) for v in (50, 150)]
+    pages[0].save(small_dataset / "beta" / "stack.tif", save_all=True, append_images=pages[1:])
+    assert cli.main(["data", "check", str(small_dataset), "--no-quality"]) == 0
+    out = capsys.readouterr().out
+    assert f"ignored {small_dataset / 'alpha' / '.DS_Store'}: hidden file" in out
+    assert f"note: {small_dataset / 'beta' / 'stack.tif'}: 2 frames (a multi-page or animated file): frame 0 is used" in out
 
 
 def test_cache_hits_second_time(small_dataset, monkeypatch):
@@ -206,3 +232,16 @@ def test_data_check_notes_12_bit_images(small_dataset, capsys):
     write_image(small_dataset / "alpha" / "camera.png", grey)
     assert cli.main(["data", "check", str(small_dataset), "--no-quality"]) == 0
     assert "note: 1 image(s) are 16-bit files holding 12-bit data" in capsys.readouterr().out
+
+
+def test_a_classes_yaml_that_is_not_yaml_names_the_file_and_line(small_dataset, tmp_path):
+    bad = tmp_path / "groups.yaml"
+    bad.write_text("normal: [alpha\nabnormal: beta\n")
+    with pytest.raises(classes.ClassMappingError, match=r"parameter 'classes': .*groups.yaml: not YAML \(line 2"):
+        data.load_dataset(small_dataset, str(bad))
+
+
+def test_an_empty_manifest_names_itself_and_its_columns(tmp_path):
+    (tmp_path / "m.csv").write_text("")
+    with pytest.raises(data.DatasetError, match=r"m.csv: empty file; its first line names the columns path, label"):
+        data.load_dataset(tmp_path / "m.csv")

@@ -116,3 +116,19 @@ def test_12_bit_data_in_a_16_bit_png_is_scaled_by_its_real_depth_as_pillow_reads
     assert len(np.unique(images.read_image(path))) == 256  # not the ~16 grey levels of >> 8
     full = write_image(tmp_path / "sixteen.png", (grey.astype(np.uint32) * 16).astype(np.uint16))
     assert images.bit_depth(np.asarray(Image.open(full)).astype(np.uint16)) == 16
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".webp"])
+def test_a_multi_frame_file_is_read_as_its_first_frame_as_pillow_shows_it(tmp_path, suffix):
+    from PIL import Image
+    frames = [np.full((12, 20, 3), v, np.uint8) for v in (40, 120, 200)]
+    path = tmp_path / f"stack{suffix}"
+    pil = [Image.fromarray(f) for f in frames]
+    # TIFF pages, an animated PNG and an animated WebP: the formats read that hold several frames
+    pil[0].save(path, save_all=True, append_images=pil[1:], **({"lossless": True} if suffix == ".webp" else {}))
+    data = path.read_bytes()
+    assert images.frame_count(data) == 3
+    with Image.open(path) as first:  # a viewer shows frame 0
+        np.testing.assert_array_equal(images.read_image(path), np.asarray(first.convert("RGB")))
+    single = write_image(tmp_path / f"one{suffix}", frames[0], suffix)
+    assert images.frame_count(single.read_bytes()) == 1

@@ -23,7 +23,9 @@ def folder(tmp_path):
 def test_a_folder_gives_every_image_under_it_with_ids_relative_to_it(folder):
     found = gather([str(folder)])
     assert found.ids == ["a.png", "sub/b.jpg"] and found.paths == [folder / "a.png", folder / "sub" / "b.jpg"]
-    assert [f["path"] for f in found.ignored] == [str(folder / "notes.txt")] and not found.skipped
+    assert {f["path"]: f["reason"] for f in found.ignored} == {
+        str(folder / ".hidden.png"): "hidden file (its name starts with '.')",
+        str(folder / "notes.txt"): "not an image file name (.txt)"} and not found.skipped
 
 
 def test_files_and_manifests_keep_the_ids_they_are_given(folder, tmp_path):

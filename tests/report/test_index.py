@@ -63,7 +63,10 @@ def run_dir(tmp_path):
         "counts": {"normal": 4, "low_grade": 4, "high_grade": 4}, "duplicate_groups": 55,
         "train_test_duplicates": 3,
         "figures": [{"path": "figures/class_counts.png", "caption": "Training images per class"}],
-        "skipped": [{"path": "/data/normal/broken_file.jpg", "reason": "not a decodable image"}]}))
+        "skipped": [{"path": "/data/normal/broken_file.jpg", "reason": "not a decodable image"}],
+        "ignored": [{"path": "/data/normal/.DS_Store", "reason": "hidden file (its name starts with '.')"}],
+        "notes": [{"path": "/data/normal/stack.tif", "note": "3 frames (a multi-page or animated file): frame 0 is used"}],
+        "twelve_bit": 5}))
 
     base = run / "02_baseline_cnn"
     write_notebook(base / "notebook.ipynb")
@@ -126,6 +129,10 @@ def test_write_report_index(run_dir):
     assert "Recall &lt;b&gt;per&lt;/b&gt; class" in html and "<b>per</b>" not in html
     # skipped files and the unfinished stage
     assert "Skipped files" in html and "/data/normal/broken_file.jpg" in html and "not a decodable image" in html
+    assert "/data/normal/.DS_Store</code></td><td>hidden file" in html  # every file not read, with why
+    noted = html[html.index("Files read with a note"):]
+    assert "5 image(s) are 16-bit files holding 12-bit data" in noted
+    assert "/data/normal/stack.tif</code></td><td>3 frames (a multi-page or animated file): frame 0 is used" in noted
     unfinished = html[html.index("Not finished"):]
     assert "04_vgg16" in unfinished
     assert not (run_dir / "04_vgg16" / "notebook.html").exists()  # unfinished stages are not rendered

@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import keras
 import numpy as np
@@ -257,3 +258,16 @@ def test_against_a_run_reads_what_its_folds_and_stages_recorded(small_dataset, t
     assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--against",
                      str(tmp_path / "nope")]) == 2
     assert "no run folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, words", [(None, "no such file"), (b"", "missing column(s) model, size"),
+                                            (b"\x00\x01\x02", "missing column(s)"),
+                                            (b"model,size,variant,img_s,compile_s\nx,abc,stage,1,2\n",
+                                             "line 2: not a number")])
+def test_a_speeds_file_that_is_not_one_is_named_with_what_to_do(tmp_path, content, words):
+    path = tmp_path / "speeds.csv"
+    if content is not None:
+        path.write_bytes(content)
+    from cellclf_utils.run import RunError
+    with pytest.raises(RunError, match=rf"--speeds .*speeds.csv.*{re.escape(words)}"):
+        workload.read_speeds(path)

@@ -67,7 +67,14 @@ def test_cut_files_are_named_with_what_to_do(run):
     with pytest.raises(RunFolderError, match="folds.csv lacks column.*group, label"):
         run.folds()
     (run.dir / layout.PARAMS_YAML).write_text("lr: [0.1\n")
-    with pytest.raises(RunFolderError, match="params.yaml is unreadable"):
+    with pytest.raises(RunFolderError, match=r"params.yaml: not YAML \(line 2, column 1: .*--resume"):
         run.params()
     with pytest.raises(RunFolderError, match="no run folder"):
         open_run(run.dir / "nope")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary", b"id,fold,group,label\n\"a,0"])
+def test_an_empty_binary_or_cut_folds_csv_is_named(run, content):
+    (run.dir / layout.FOLDS_CSV).write_bytes(content)
+    with pytest.raises(RunFolderError, match=r"folds.csv (is unreadable|lacks column)"):
+        run.folds()

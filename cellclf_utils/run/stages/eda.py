@@ -35,4 +35,5 @@ def eda_metrics(ds: Dataset, dup: DupeResult, cross: pd.DataFrame, qr: quality.Q
             "duplicate_groups": int((group_sizes > 1).sum()),
             "images_in_duplicate_groups": int(group_sizes[group_sizes > 1].sum()),
             "train_test_duplicates": int(len(cross)),
-            "skipped": ds.skipped, "ignored": ds.ignored, "quality": quality.summary(qr)}
+            "skipped": ds.skipped, "ignored": ds.ignored, "notes": ds.notes, "twelve_bit": ds.twelve_bit,
+            "quality": quality.summary(qr)}
