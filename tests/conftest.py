@@ -142,7 +142,7 @@ def series(tiny, env, tmp_path_factory):
     checkout, with neither CELLCLF_ROOT nor CELLCLF_RUNS set."""
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     bare = {k: v for k, v in env.items() if k not in ("CELLCLF_ROOT", "CELLCLF_RUNS")}
-    r = run_process([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny[0]), "--run-id", "smoke1",
-              "--no-progress-bar"], bare, cwd=elsewhere)
+    r = run_process([str(BIN / "cellclf"), "run", "--profile", "smoke", "--data", str(tiny[0]), "--run-id", "smoke1"],
+                    bare, cwd=elsewhere)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
     return elsewhere / "runs" / "smoke1", r

@@ -278,3 +278,20 @@ def test_a_bug_keeps_its_traceback_with_a_line_saying_so_and_ctrl_c_is_not_one(m
     assert cli.main(["data", "check", str(small_dataset), "--no-quality"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_every_command_and_option_has_help():
+    import argparse
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in action._choices_actions}
+                for name, sub in action.choices.items():
+                    missing.extend([f"{' '.join(path)} {name}"] if not helps.get(name) else [])
+                    walk(sub, [*path, name])
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)) and not action.help:
+                missing.append(f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}")
+    walk(cli.build_parser(), ["cellclf"])
+    assert missing == []

@@ -53,9 +53,14 @@ def test_parameters_cell_holds_the_stage_defaults(nb):
 
     import papermill as pm
     from cellclf_utils.config import defaults
-    cell = {name: ast.literal_eval(spec["default"]) for name, spec in pm.inspect_notebook(str(nb)).items()}
+    from cellclf_utils.config.params import SPECS
+    inspected = pm.inspect_notebook(str(nb))
+    cell = {name: ast.literal_eval(spec["default"]) for name, spec in inspected.items()}
     assert list(cell) == list(defaults(nb.stem))
     assert cell == defaults(nb.stem)
+    # annotated with config.params' types, so `papermill --help-notebook` shows them
+    assert {n: s["inferred_type_name"] for n, s in inspected.items()} == \
+        {n: SPECS[n].kind.__name__ for n in inspected}
 
 
 def test_every_notebook_is_a_stage_and_every_stage_a_notebook():

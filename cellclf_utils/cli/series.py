@@ -1,7 +1,25 @@
 """`cellclf run`, `report`, `plan` and `params`: the notebook series and its parameters."""
 from __future__ import annotations
 
+import logging
+import re
 import sys
+
+from .quiet import import_keras
+
+
+class _CleanLog(logging.Filter):
+    """``--log-output``: the notebook's output without the libraries' start-up lines, papermill's
+    cell markers and figures' text placeholders; progress bars at their final state."""
+
+    SAID_BY_PAPERMILL = re.compile(r"^((Executing|Ending) Cell \d+-+|<Figure size [\d.]+x[\d.]+ with \d+ Axes>)$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from ..report.notebook_noise import drop_noise
+        if record.name.startswith("papermill") and isinstance(record.msg, str) and not record.args:
+            record.msg = drop_noise(record.msg).strip("\n")
+            return bool(record.msg.strip()) and not self.SAID_BY_PAPERMILL.match(record.msg.strip())
+        return True
 
 
 def _overrides(pairs) -> dict:
@@ -17,12 +35,14 @@ def _overrides(pairs) -> dict:
 
 
 def _cmd_run(a) -> int:
+    import_keras()
     from ..run import RunError, run_series
     overrides = _overrides(a.parameters)
     if a.log_output:
         # papermill streams cell output through its logger at INFO, which is silent unless configured
-        import logging
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_CleanLog())
         logging.getLogger("papermill").setLevel(logging.INFO)
     try:
         index = run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
@@ -30,7 +50,8 @@ def _cmd_run(a) -> int:
     except RunError as e:
         print(f"cellclf run: {e}", file=sys.stderr)
         return 1
-    print(f"report: {index}")
+    from ..report import summary_lines
+    print("\n".join(["", *summary_lines(index.parent), f"report: {index}"]))
     return 0
 
 
@@ -47,6 +68,7 @@ def _cmd_report(a) -> int:
 
 
 def _cmd_plan(a) -> int:
+    import_keras()
     import pandas as pd
     from ..run import RunError, plan
     from ..runfolder import open_run
@@ -91,6 +113,7 @@ def _cmd_plan(a) -> int:
 
 
 def _cmd_params(a) -> int:
+    import_keras()
     from ..config import describe, stage_name
     from ..config.params import reference
     if a.reference:
@@ -122,7 +145,7 @@ def _run_parsers(sub) -> None:
     r.add_argument("--wait", action="store_true", help="when another process is writing the run, wait for it "
                                                        "instead of stopping")
     r.add_argument("--log-output", action="store_true", help="stream notebook output (for CI logs)")
-    r.add_argument("--no-progress-bar", action="store_true", help="no papermill cell counter per stage")
+    r.add_argument("--no-progress-bar", action="store_true", help="no live line per stage (fold, epoch, last validation score)")
     r.add_argument("--hide-code", action="store_true", help="leave code cells out of the HTML pages")
     r.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="(re)write a run's HTML pages and index.html")

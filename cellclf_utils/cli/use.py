@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .quiet import import_keras
+
 
 def _open_run(text: str):
     """Return the run ``text`` names: a run folder, or a run id under runs/."""
@@ -20,6 +22,7 @@ def _stage_arg(stage: str) -> str:
 
 
 def _cmd_predict(a) -> int:
+    import_keras()
     from ..atomic import write_csv
     from ..data.new_images import gather
     from ..predict.classify import choose, describe, table
@@ -55,6 +58,7 @@ def _cmd_predict(a) -> int:
 
 
 def _cmd_export(a) -> int:
+    import_keras()
     from ..predict import export
     out = export.export(_open_run(a.run), a.out, _stage_arg(a.stage), tta=a.tta)
     print(f"exported → {out}: {', '.join(sorted(p.name for p in out.iterdir()))} (how to use it: {export.CARD})")

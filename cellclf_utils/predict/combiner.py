@@ -13,7 +13,7 @@ from ..runfolder import StageFolder, layout, read_json
 from ..shallow import model_files
 from . import ensemble
 
-PREFIX = "ensemble: "
+PREFIX = layout.ENSEMBLE_PREFIX
 
 
 @dataclass

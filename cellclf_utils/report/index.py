@@ -16,11 +16,12 @@ import pandas as pd
 
 from ..atomic import atomic_write
 from ..runfolder import Run, RunFolderError, StageFolder, layout, open_run
+from .floor import not_distinguishable
 from .render import render
 from .stage_page import stage_html
 
-LEADERBOARD_COLUMNS = ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc", "test_accuracy",
-                       "cv_accuracy_no_tta"]
+LEADERBOARD_COLUMNS = ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "n", "macro_auc",
+                       "test_accuracy", "cv_accuracy_no_tta"]
 
 
 def _finished_metrics(run: Run) -> list[tuple[StageFolder, dict]]:
@@ -38,8 +39,8 @@ def _num(x) -> float:
 
 def leaderboard(run_dir) -> pd.DataFrame:
     """Return one row per finished stage with CV scores (stage, title, model, cv_accuracy,
-    ci_low, ci_high, macro_auc, test_accuracy, and cv_accuracy_no_tta for stages scored with
-    TTA; NaN where absent), best CV accuracy first."""
+    ci_low, ci_high, n (the images scored), macro_auc, test_accuracy, and cv_accuracy_no_tta
+    for stages scored with TTA; NaN where absent), best CV accuracy first."""
     rows = []
     for st, m in _finished_metrics(open_run(run_dir)):
         if not isinstance(m.get("cv"), dict):
@@ -48,6 +49,7 @@ def leaderboard(run_dir) -> pd.DataFrame:
         ci = cv.get("accuracy_ci") or [None, None]
         rows.append({"stage": st.name, "title": m.get("title") or st.name, "model": m.get("model") or "",
                      "cv_accuracy": _num(cv.get("accuracy")), "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),
+                     "n": _num(cv.get("n")),
                      "macro_auc": _num(cv.get("macro_auc")), "test_accuracy": _num(test.get("accuracy")),
                      "cv_accuracy_no_tta": _num((cv.get("without_tta") or {}).get("accuracy"))})
     df = pd.DataFrame(rows, columns=LEADERBOARD_COLUMNS)
@@ -80,7 +82,7 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
     add = rows.append
     if m.get("note"):  # a stage that had nothing to do says why
         add(("Note", str(m["note"])))
-    if m.get("model"):
+    if m.get("model") and not (m.get("kind") == "ensemble" and isinstance(m.get("weights"), dict)):
         add(("Model", str(m["model"])))
     if m.get("classes"):
         add(("Classes", ", ".join(map(str, m["classes"]))))
@@ -107,8 +109,9 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
     if "test" in m and m["test"] is None:
         add(("Test", "no test labels: not scored"))
     if isinstance(m.get("weights"), dict):  # the ensemble: who carries it
-        add(("Ensemble weights (simplex, all folds)",
-             " · ".join(f"{s} {_num(w):.2f}" for s, w in sorted(m["weights"].items(), key=lambda kv: -_num(kv[1])))))
+        add(("Submitted" if m.get("kind") == "ensemble" else "Model", submitted_words(m)))
+        if m.get("model") != f"{layout.ENSEMBLE_PREFIX}weights":
+            add(("Fitted weights (not submitted: they show who carries the ensemble)", _weights(m["weights"])))
     for r in m.get("pseudo") or []:  # pseudo-labelling: the effect per teacher and round
         if isinstance(r, dict):
             known = r.get("pseudo_label_accuracy")
@@ -120,6 +123,24 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
         s = _num(m["elapsed_s"])
         add(("Run time", f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"))
     return rows
+
+
+def _weights(weights: dict) -> str:
+    return " · ".join(f"{s} {_num(w):.2f}" for s, w in sorted(weights.items(), key=lambda kv: -_num(kv[1])))
+
+
+def submitted_words(m: dict) -> str:
+    """Return what an ensemble stage submits, in words: the combination and its weights, or the
+    single member it chose."""
+    model, members = str(m.get("model") or ""), ", ".join(map(str, m.get("members") or []))
+    combiner = model.removeprefix(layout.ENSEMBLE_PREFIX) if model.startswith(layout.ENSEMBLE_PREFIX) else None
+    if combiner is None:
+        return f"{model} alone (no combination of {members} scored higher out of fold)"
+    return {"weights": f"a weighted mean of the members' probabilities ({_weights(m.get('weights') or {})})",
+            "mean": f"the mean of the probabilities of {members}",
+            "stacking": f"a logistic regression on the probabilities of {members}",
+            "weights+bias": f"a weighted mean plus a per-class bias over the probabilities of {members}",
+            }.get(combiner, f"{model} of {members}")
 
 
 def _figures(stage_dir: Path, m: dict) -> list[dict]:
@@ -163,10 +184,11 @@ def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
     if ens:
         m, cv = ens["metrics"], ens["metrics"]["cv"]
         test = m.get("test") or {}
-        out.append(f"Submit {m.get('model')} (chosen by {ens['name']}): out-of-fold accuracy "
+        out.append(f"Submit {submitted_words(m)}, chosen by {ens['name']}: out-of-fold accuracy "
                    f"{acc_ci(cv.get('accuracy'), cv.get('accuracy_ci'))}"
                    + (f", hidden test {acc_ci(test.get('accuracy'), test.get('accuracy_ci'))}" if test else "")
                    + ".")
+        out += _chance(m, "The submitted model")
         v = m.get("versus")
         if isinstance(v, dict) and v.get("best_single") and v.get("best_single") != m.get("model"):
             p = _num(v.get("mcnemar_p"))
@@ -176,18 +198,42 @@ def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
                        f"p = {p:.3g}: " + ("unlikely to be chance." if p < 0.05 else
                                            "the difference could well be chance; either is a defensible submission."))
         return out
-    best = board.iloc[0]
+    # stages within their interval of the largest-class floor are not ranked
+    ranked = board[[not not_distinguishable(by_stage.get(s) or {}) for s in board.stage]]
+    if not len(ranked):
+        best = board.iloc[0]
+        return [f"No stage has shown anything learnt yet: the best point estimate, {best.title} ({best.stage}) "
+                f"{acc_ci(best.cv_accuracy, [best.ci_low, best.ci_high])}, is "
+                f"{not_distinguishable(by_stage[best.stage])}, and so is every other stage "
+                "(more images, epochs or pretrained weights)."]
+    best = ranked.iloc[0]
     test = (by_stage.get(best.stage) or {}).get("test") or {}
     out.append(f"Best out-of-fold accuracy: {best.title} ({best.stage}), "
                f"{acc_ci(best.cv_accuracy, [best.ci_low, best.ci_high])}"
                + (f", hidden test {_pct(test.get('accuracy'))}" if test else "") + ".")
-    if len(board) > 1:
-        second = board.iloc[1]
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
         out.append(f"Runner-up {second.title} ({second.stage}) {_pct(second.cv_accuracy)}: "
                    + ("its confidence interval overlaps, so the order may not hold on new images."
                       if _overlaps(best, second) else "outside the best stage's confidence interval."))
     out.append("No ensemble stage ran: run 07_ensemble to combine the stages and test the difference.")
     return out
+
+
+def _chance(m: dict, who: str) -> list[str]:
+    """Return the verdict's warning when ``who``'s interval contains the largest-class floor."""
+    words = not_distinguishable(m)
+    return [f"{who} is {words}: its 95% interval contains that score, so it has shown nothing yet "
+            "(more images, epochs or pretrained weights)."] if words else []
+
+
+def _n_run(run: Run) -> int | None:
+    """Return how many training images the run's folds.csv holds (None when unreadable)."""
+    try:
+        f = run.folds()
+    except RunFolderError:
+        return None
+    return None if f is None else len(f)
 
 
 def _folds_note(run: Run) -> str:
@@ -227,14 +273,29 @@ def _finished(st: StageFolder, m: dict, hide_code: bool) -> dict:
     return entry
 
 
-def _board_rows(board: pd.DataFrame, finished: list[dict]) -> list[dict]:
-    best = board["cv_accuracy"].max() if len(board) else math.nan
-    tests = {st["name"]: st["metrics"].get("test") or {} for st in finished}  # for the test CI
-    return [{"stage": r.stage, "anchor": quote(r.stage), "title": r.title, "model": r.model,
-             "cv": acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
-             "test": "—" if math.isnan(r.test_accuracy) else acc_ci(r.test_accuracy, tests[r.stage].get("accuracy_ci")),
-             "no_tta": "—" if math.isnan(r.cv_accuracy_no_tta) else _pct(r.cv_accuracy_no_tta),
-             "best": r.cv_accuracy == best} for r in board.itertuples()]
+def board_rows(board: pd.DataFrame, finished: list[dict], n_run: int | None) -> list[dict]:
+    """Return the leaderboard's rows: ranked stages first (the best highlighted), then those not
+    distinguishable from always answering the largest class, which are not ranked; each row
+    with its n, marked when a `limit` subset of the run's ``n_run`` images was scored."""
+    metrics = {st["name"]: st["metrics"] for st in finished}
+    rows = []
+    for r in board.itertuples():
+        m = metrics[r.stage]
+        n = None if math.isnan(r.n) else int(r.n)
+        rows.append({"stage": r.stage, "anchor": quote(r.stage), "title": r.title,
+                     "model": submitted_words(m) if m.get("kind") == "ensemble" and isinstance(m.get("weights"), dict)
+                     else r.model,
+                     "cv": acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
+                     "n": "—" if n is None else str(n), "subset": n is not None and bool(n_run) and n < n_run,
+                     "test": "—" if math.isnan(r.test_accuracy)
+                     else acc_ci(r.test_accuracy, (m.get("test") or {}).get("accuracy_ci")),
+                     "no_tta": "—" if math.isnan(r.cv_accuracy_no_tta) else _pct(r.cv_accuracy_no_tta),
+                     "floor": not_distinguishable(m), "acc": r.cv_accuracy})
+    ranked = [r for r in rows if not r["floor"]]
+    best = max((r["acc"] for r in ranked), default=math.nan)
+    for r in rows:
+        r["best"] = not r["floor"] and r["acc"] == best
+    return ranked + [r for r in rows if r["floor"]]
 
 
 def write_report(run_dir, hide_code=False) -> Path:
@@ -255,7 +316,8 @@ def write_report(run_dir, hide_code=False) -> Path:
     html = render("cellclf_index.html.j2", run_id=run.id, started=started.strftime("%Y-%m-%d %H:%M"),
                   written=datetime.now().strftime("%Y-%m-%d %H:%M"),
                   params=params.read_text(encoding="utf-8", errors="replace") if params.exists() else None,
-                  board=_board_rows(board, finished), verdict=verdict(finished, board), folds_note=_folds_note(run),
+                  board=board_rows(board, finished, _n_run(run)), verdict=verdict(finished, board),
+                  folds_note=_folds_note(run),
                   stages=finished, unfinished=unfinished, skipped=_file_rows(finished, "skipped"),
                   ignored=_file_rows(finished, "ignored"), notes=_file_rows(finished, "notes", "note"),
                   twelve_bit=max((st["metrics"].get("twelve_bit") or 0 for st in finished), default=0),

@@ -6,6 +6,8 @@ from pathlib import Path
 import jinja2
 
 from ..atomic import atomic_write
+from .notebook_noise import clean
+
 
 def stage_html(notebook_path, out_path=None, hide_code=False) -> Path:
     """Render an executed notebook to HTML (``notebook.html`` next to it by default; code
@@ -16,7 +18,7 @@ def stage_html(notebook_path, out_path=None, hide_code=False) -> Path:
 
     nb_path = Path(notebook_path)
     out = Path(out_path) if out_path else nb_path.with_suffix(".html")
-    nb = nbformat.read(nb_path, as_version=4)
+    nb = clean(nbformat.read(nb_path, as_version=4))  # a notebook run by hand has its noise still
     exporter = HTMLExporter(template_name="lab", template_file="cellclf_stage.html.j2",
                             extra_loaders=[jinja2.PackageLoader("cellclf_utils.report", "templates")],
                             exclude_input=hide_code, embed_images=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import yaml
@@ -14,7 +15,10 @@ from ..atomic import atomic_write
 from ..config import STAGES, ParameterError, profiles, stage_name
 from ..config.validate import value
 from ..report import stage_html, write_report
+from ..report.notebook_noise import clean_file
 from ..runfolder import RunFolderError, StageFolder, layout, lock, read_yaml
+from . import kernel
+from .live_line import StageProgress
 from .stage import StageFinishedError, new_run_id, refuse_finished
 
 KERNEL = "cellclf"
@@ -84,13 +88,14 @@ def plan_run(settings: profiles.Settings, run_id: str | None, chosen: list[Path]
     return run_dir, {nb.stem: {**settings.passed(nb.stem), "run_id": run_id} for nb in chosen}
 
 
-def _execute(nb: Path, out: Path, parameters: dict, desc: str, log_output: bool, progress: bool, resume_hint: str):
+def _execute(nb: Path, out: Path, parameters: dict, log_output: bool, resume_hint: str):
     """Run one notebook through papermill into ``out``; RunError naming the stage when it fails."""
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
     try:
         pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name=KERNEL, cwd=str(Path.cwd()),
-                            progress_bar={"desc": desc} if progress else False, log_output=log_output)
+                            progress_bar=False, log_output=log_output,
+                            **kernel.engine_options(out.parent / layout.KERNEL_LOG))
     except pm.PapermillExecutionError as e:
         _try_html(out)
         raise RunError(f"stage {nb.stem} failed: {e.ename}: {e.evalue}\n  executed notebook: {out}\n"
@@ -102,6 +107,7 @@ def _execute(nb: Path, out: Path, parameters: dict, desc: str, log_output: bool,
                        f"  finished folds are kept; continue with: {resume_hint}") from None
     except KeyboardInterrupt:  # Ctrl-C: the same way back as a failure
         raise RunError(f"stage {nb.stem} interrupted\n  finished folds are kept; continue with: {resume_hint}") from None
+    _tidy(out)
 
 
 def _settings(profile: str | None, data, classes, overrides, run_id: str | None, resume: bool) -> profiles.Settings:
@@ -162,14 +168,28 @@ def _run_stages(run_dir: Path, chosen: list[Path], passed: dict, only: str | Non
             continue
         stage.dir.mkdir(parents=True, exist_ok=True)
         out = stage.file(layout.NOTEBOOK)
-        _execute(nb, out, passed[nb.stem], f"[{i}/{len(chosen)}] {nb.stem}", log_output, progress, hint)
+        label = f"[{i}/{len(chosen)}] {nb.stem}"
+        # streamed output (--log-output) and a live line would cut through each other
+        with StageProgress(stage.dir, label) if progress and not log_output else nullcontext():
+            _execute(nb, out, passed[nb.stem], log_output, hint)
         if not stage.is_finished:
             raise RunError(f"stage {nb.stem} ran to the end without writing {layout.METRICS}; "
                            f"its last cell must call st.finish(...) (see {out})")
 
 
+def _tidy(nb_path: Path) -> None:
+    """Take the libraries' start-up lines out of the executed notebook; never raises (the
+    notebook as papermill wrote it is kept then)."""
+    try:
+        if nb_path.is_file():
+            clean_file(nb_path)
+    except Exception as e:  # a page with noise is better than a run stopped for it
+        print(f"(could not clean {nb_path}: {e})", file=sys.stderr)
+
+
 def _try_html(nb_path: Path) -> None:
     """Render a failed stage's notebook so the error can be read in a browser; never raises."""
+    _tidy(nb_path)
     try:
         stage_html(nb_path)
     except Exception as e:  # the RunError being raised matters more

@@ -10,6 +10,8 @@
         <stage>/                    one folder per notebook, named like it (01_eda_colour, ...)
             notebook.ipynb          the executed notebook (papermill)
             notebook.html           its page
+            kernel.log              the kernel process's own output (library start-up lines)
+            progress.json           while a trained stage runs: its fold, epoch and last score
             params.json             the stage's validated parameters (written first)
             oof.csv                 id,fold,label,p_<class>...: out-of-fold probabilities
             test.csv                id,p_<class>...: test probabilities (mean over folds)
@@ -37,6 +39,8 @@ INDEX_HTML = "index.html"
 
 NOTEBOOK = "notebook.ipynb"
 NOTEBOOK_HTML = "notebook.html"
+KERNEL_LOG = "kernel.log"
+PROGRESS = "progress.json"
 STAGE_PARAMS = "params.json"
 METRICS = "metrics.json"
 OOF = "oof.csv"
@@ -59,6 +63,7 @@ FOLD_HISTORY = "history.csv"
 FOLD_DONE = "done.json"
 
 FOLDS_COLUMNS = ("id", "fold", "group", "label")
+ENSEMBLE_PREFIX = "ensemble: "     # 07's name for a combination of its members ("ensemble: weights")
 
 
 def fold_dir(k: int) -> str:

@@ -18,8 +18,10 @@ from ..model import backbones, batching
 from ..model.inference import inference_model
 from ..model.tta import predict_proba
 from ..shallow import probe
+from ..runfolder import layout
 from .callbacks import BestEpoch
 from .device import compile_cache
+from .progress import EpochProgress
 from .resume import load_finished, save, signature
 from .trainers import Trainers, compile_phase
 
@@ -54,6 +56,9 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     compiled_before = compile_cache.stats()
     trainers = trainers if trainers is not None else Trainers()
     f = prepare(build, x, y, train_idx, val_idx, params, fold, steps, extra, trainers)
+    epochs = params["epochs"] + (params.get("head_epochs", 0) if f.has_base else 0)
+    f.fit["callbacks"].append(EpochProgress(Path(fold_dir).parent / layout.PROGRESS, fold, params.get("folds", 1),
+                                            epochs, f.n_train))
     t0 = time.time()
     init_head(f, x[train_idx], y[train_idx], params, fold, trainers)
     histories = [warm_up_head(f, params, trainers), fine_tune(f, params, trainers)]

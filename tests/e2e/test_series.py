@@ -4,6 +4,7 @@ Herlev 7, PBC 8), started in a folder outside the checkout: the series is found 
 installed package and the run lands in ./runs there. The other tests run single stages."""
 import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,37 @@ def test_the_series_runs_from_any_folder_and_says_where_its_run_goes(series):
     run_dir, r = series
     assert r.stdout.splitlines()[0] == f"run smoke1 (smoke profile): {len(_stages())} stage(s) → {run_dir}"
     assert r.stdout.strip().endswith(f"report: {run_dir / 'index.html'}")
+
+
+def test_the_terminal_shows_each_stages_folds_and_epochs_and_ends_with_the_result(series):
+    """Not a terminal here, so the live line prints once per fold and epoch reached; at the end,
+    the leaderboard's top rows and the verdict; none of the libraries' start-up lines."""
+    run_dir, r = series
+    n = len(_stages())
+    assert re.search(rf"^\[5/{n}\] 03_xception · fold 2/2 · epoch \d+/\d+ · val acc [\d.]+% · \d+ img/s · \d+ s$",
+                     r.stderr, re.M), r.stderr[-3000:]
+    for i, stage in enumerate(_stages(), 1):
+        assert re.search(rf"^\[{i}/{n}\] {stage}: done in \d+ s$", r.stderr, re.M), stage
+    tail = r.stdout[r.stdout.index("leaderboard (out-of-fold accuracy"):]
+    assert re.search(r"^  1\. \S+ +\d+\.\d% \[[\d.]+–[\d.]+\]  n=\d+  ", tail, re.M) and "\nverdict:\n  " in tail
+    assert not (run_dir / "03_xception" / "progress.json").exists()  # the line's source goes with the line
+    for text in (r.stdout, r.stderr):
+        assert "absl::InitializeLog" not in text and "cuda drivers" not in text and "IPKernelApp" not in text
+
+
+NOISE = ("absl::InitializeLog", "Could not find cuda drivers", "failed call to cuInit", "oneDNN custom operations",
+         "Kernel is running over TCP without encryption")
+
+
+def test_no_page_carries_the_libraries_start_up_lines(series):
+    run_dir, _ = series
+    pages = sorted(run_dir.rglob("*.html"))
+    assert len(pages) > len(_stages())
+    for page in pages + sorted(run_dir.glob("*/notebook.ipynb")):
+        text = page.read_text(encoding="utf-8")
+        assert not [s for s in NOISE if s in text], page
+    log = (run_dir / "03_xception" / "kernel.log").read_text()
+    assert "IPKernelApp" in log or "absl" in log or "oneDNN" in log  # where they went instead
 
 
 def test_every_stage_finished_with_its_page_and_figures(series):
@@ -100,7 +132,8 @@ def test_the_report_links_every_stage_and_names_the_submission(series, tiny):
     assert all(c in index for c in tiny[1])
     assert "02_baseline_cnn/figures/gradcam.png" in index
     em = json.loads((run_dir / "07_ensemble" / "metrics.json").read_text())
-    assert f"Submit {em['model']} (chosen by 07_ensemble)" in html.unescape(index)
+    from cellclf_utils.report.index import submitted_words
+    assert f"Submit {submitted_words(em)}, chosen by 07_ensemble: out-of-fold accuracy" in html.unescape(index)
 
 
 @pytest.mark.parametrize("stage,backbone,size", [("03_xception", "xception", 71), ("04_vgg16", "vgg16", 32),

@@ -90,7 +90,7 @@ def run_dir(tmp_path):
 
 def test_leaderboard_order_and_values(run_dir):
     lb = report.leaderboard(run_dir)
-    assert list(lb.columns) == ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "macro_auc",
+    assert list(lb.columns) == ["stage", "title", "model", "cv_accuracy", "ci_low", "ci_high", "n", "macro_auc",
                                 "test_accuracy", "cv_accuracy_no_tta"]
     assert list(lb.stage) == ["03_xception", "02_baseline_cnn"]  # EDA and unfinished stages left out
     best, base = lb.iloc[0], lb.iloc[1]
@@ -199,12 +199,18 @@ def test_missing_run_dir(tmp_path):
         report.write_report(tmp_path / "nope")
 
 
-def test_key_numbers_show_ensemble_weights_and_the_pseudo_labelling_effect():
+def test_key_numbers_say_what_the_ensemble_submits_and_the_pseudo_labelling_effect():
+    ens = {"kind": "ensemble", "members": ["02_cnn", "03_x"], "weights": {"02_cnn": 0.2, "03_x": 0.8}}
+    rows = dict(index._key_numbers({**ens, "model": "ensemble: weights"}))
+    assert rows["Submitted"] == "a weighted mean of the members' probabilities (03_x 0.80 · 02_cnn 0.20)"
+    assert "Model" not in rows and not any(k.startswith("Fitted weights") for k in rows)
+    # a single member submitted: the fitted weights are shown as what they are, not as the submission
+    rows = dict(index._key_numbers({**ens, "model": "02_cnn"}))
+    assert rows["Submitted"] == "02_cnn alone (no combination of 02_cnn, 03_x scored higher out of fold)"
+    assert rows["Fitted weights (not submitted: they show who carries the ensemble)"] == "03_x 0.80 · 02_cnn 0.20"
     rows = dict(index._key_numbers({
-        "weights": {"02_cnn": 0.2, "03_x": 0.8},
         "pseudo": [{"teacher": "03_x", "round": 1, "cv_before": 0.80, "cv_after": 0.82, "test_before": None,
                     "test_after": None, "pseudo_labels": 40, "pseudo_label_accuracy": 0.9}]}))
-    assert rows["Ensemble weights (simplex, all folds)"] == "03_x 0.80 · 02_cnn 0.20"
     line = rows["Pseudo-labelling 03_x round 1"]
     assert "80.0% → 82.0%" in line and "40 pseudo-labels per fold" in line and "90.0% of them right" in line
 
@@ -223,12 +229,13 @@ def test_verdict_reports_the_ensemble_choice_and_mcnemar(run_dir):
     ens = run_dir / "07_ensemble"
     ens.mkdir()
     m = model_metrics("07_ensemble", "Ensemble", 0.818, [0.79, 0.84], 0.93)
-    m.update(kind="ensemble", model="ensemble: stacking",
+    m.update(kind="ensemble", model="ensemble: stacking", members=["02_baseline_cnn", "03_xception"],
              versus={"best_single": "03_xception", "best_single_accuracy": 0.80, "gain": 0.018,
                      "only_submitted_right": 30, "only_best_right": 19, "mcnemar_p": 0.152})
     (ens / "metrics.json").write_text(json.dumps(m))
     html = report.write_report(run_dir).read_text()
-    assert "Submit ensemble: stacking (chosen by 07_ensemble): out-of-fold accuracy 81.8% [79.0–84.0]" in html
+    assert ("Submit a logistic regression on the probabilities of 02_baseline_cnn, 03_xception, chosen by 07_ensemble: "
+            "out-of-fold accuracy 81.8% [79.0–84.0]") in html
     assert ("Against the best single stage, 03_xception (80.0%): +1.8 points; 30 images only the submitted model "
             "gets right, 19 only 03_xception; McNemar p = 0.152: the difference could well be chance") in html
     m["versus"]["mcnemar_p"] = 0.001
@@ -241,3 +248,49 @@ def test_other_pages_a_stage_wrote_are_linked(run_dir):
     html = report.write_report(run_dir).read_text()
     assert '<a href="01_eda_colour/quality.html">quality.html</a>' in html
     assert html.count("notebook.html</a>") == 0  # the notebook page is linked as "notebook →" only
+
+
+def test_the_terminal_summary_is_the_leaderboards_top_rows_and_the_verdict(run_dir):
+    lines = report.summary_lines(run_dir)
+    assert lines[:3] == ["leaderboard (out-of-fold accuracy, 95% CI):",
+                         "  1. 03_xception      80.0% [77.0–83.0]  n=12  Xception",
+                         "  2. 02_baseline_cnn  71.2% [68.0–74.1]  n=12  Baseline CNN (write-up model)"]
+    assert lines[3] == "verdict:" and lines[4].startswith("  Best out-of-fold accuracy: Xception (03_xception)")
+    assert report.summary_lines(run_dir, top=1)[0] == "leaderboard (out-of-fold accuracy, 95% CI; top 1 of 2):"
+
+
+def test_rows_carry_n_and_a_score_at_the_largest_class_floor_is_said_in_words_not_ranked(run_dir):
+    """05 ran on a `limit` subset (6 of the run's 12 images) and scored 50% [16.7–83.3], its
+    largest class being half of them: within its interval of always answering that class."""
+    st = run_dir / "05_inception_resnet_v2"
+    st.mkdir()
+    m = model_metrics("05_inception_resnet_v2", "Fine-tuning InceptionResNetV2", 0.90, [0.167, 0.833], 0.5)
+    m["cv"].update(n=6, confusion=[[2, 1, 0], [0, 1, 0], [1, 0, 1]])
+    (st / "metrics.json").write_text(json.dumps(m))
+    html = report.write_report(run_dir).read_text()
+    board = html[html.index('id="leaderboard"'):html.index("<h2>Stages")]
+    rows = [r for r in re.findall(r"<tr class=\"(\w*)\">(.*?)</tr>", board, re.S) if r[0] != "sep"]
+    assert [(cls, re.search(r"muted\">(\w+)<", row).group(1)) for cls, row in rows] == [
+        ("best", "03_xception"), ("", "02_baseline_cnn"), ("floor", "05_inception_resnet_v2")]
+    assert board.index("Not ranked: each of these scores") < board.index("05_inception_resnet_v2")
+    floor_row = rows[2][1]
+    assert "not distinguishable from always answering normal (50.0%)" in floor_row
+    assert ">6<br><span class=\"warn\">a <code>limit</code> subset" in floor_row
+    assert "<td class=\"num\">12</td>" in rows[0][1]  # the whole run: no mark
+    terminal = [ln for ln in report.summary_lines(run_dir) if "05_inception_resnet_v2  " in ln]
+    assert terminal == ["  -. 05_inception_resnet_v2  90.0% [16.7–83.3]  n=6  Fine-tuning InceptionResNetV2  "
+                        "(not ranked: not distinguishable from always answering normal (50.0%))"]
+    stages, board = [{"name": "05_inception_resnet_v2", "kind": "model", "metrics": m}], report.leaderboard(run_dir)
+    # the verdict ranks as the table does: 05's 90% point estimate is not the best stage
+    assert report.verdict(stages, board)[0].startswith("Best out-of-fold accuracy: Xception (03_xception)")
+    alone = report.verdict(stages, board[board.stage == "05_inception_resnet_v2"])
+    assert alone == ["No stage has shown anything learnt yet: the best point estimate, Fine-tuning InceptionResNetV2 "
+                     "(05_inception_resnet_v2) 90.0% [16.7–83.3], is not distinguishable from always answering normal "
+                     "(50.0%), and so is every other stage (more images, epochs or pretrained weights)."]
+
+
+def test_the_index_has_a_table_of_contents_linking_every_section(run_dir):
+    html = report.write_report(run_dir).read_text()
+    toc = html[html.index('<nav class="toc">'):html.index("</nav>")]
+    for target in ("leaderboard", "01_eda_colour", "02_baseline_cnn", "03_xception", "skipped", "unfinished"):
+        assert f'href="#{target}"' in toc and f'id="{target}"' in html, target
