@@ -18,6 +18,7 @@ from ..model.augment import PRESETS as AUGMENT_PRESETS
 from ..model.backbones import REGISTRY as BACKBONES
 from ..model.cnn import POOLING
 from ..predict.ensemble import COMBINERS
+from ..runfolder.prune import KEEP_MODELS
 from ..shallow.classifiers import CLASS_WEIGHTS, CLASSIFIERS
 from ..shallow.probe import PROBE_C
 from ..train.callbacks import MONITORS
@@ -87,6 +88,10 @@ SPECS: dict[str, Spec] = {
     "tta": Spec(bool, True, "average predictions over the 8 flips/rotations"),
     "gradcam": Spec(int, 4, "Grad-CAM montage: this many most confident right and wrong out-of-fold images per "
                             "class (0 = none)", check=lambda x: 0 <= x <= 20, allowed="0..20"),
+    "keep_models": Spec(str, "all", "fold models kept once the stage finishes: all (predict and export average them), "
+                                    "best (only the fold with the highest out-of-fold accuracy: about 1/folds of "
+                                    "the disk) or none (scores only: predict and export refuse the stage)",
+                        choices=KEEP_MODELS),
     "backbone": Spec(str, "xception", "ImageNet backbone from keras.applications", choices=tuple(BACKBONES)),
     "weights": Spec(str, "imagenet", "backbone weights: imagenet (Keras' download), none (from scratch) or a "
                                      "path to a no-top .weights.h5 file", check=lambda s: s.strip() != "",
@@ -133,21 +138,22 @@ SPECS: dict[str, Spec] = {
 _DATA = ("data_dir", "classes", "run_id", "profile", "on_bad_image")
 _FOLDS = ("resize", "folds", "seed")
 _TRAINING = (*_DATA, *_FOLDS, "limit", "image_size", "batch_size", "epochs", "lr", "optimizer", "schedule",
-             "pooling", "dropout", "augment", "class_weight", "label_smoothing", "monitor", "patience", "tta", "gradcam")
+             "pooling", "dropout", "augment", "class_weight", "label_smoothing", "monitor", "patience", "tta", "gradcam",
+             "keep_models")
 _FINETUNE = (*_DATA, *_FOLDS, "limit", "backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
              "head_init", "freeze_bn", "image_size", "batch_size", "epochs", "lr", "optimizer", "schedule", "pooling",
              "dropout", "augment", "mixup", "cutmix", "class_weight", "label_smoothing", "monitor", "patience", "tta",
-             "gradcam")
+             "gradcam", "keep_models")
 
 # every stage: its parameters in the order of its notebook's cell, and where its defaults differ from SPECS'
 STAGES: dict[str, tuple[tuple[str, ...], dict]] = {
     "01_eda_colour": ((*_DATA, *_FOLDS, "image_size"), {"image_size": 96}),
     "02_baseline_cnn": (_TRAINING, {"image_size": 64, "epochs": 10, "optimizer": "adam", "schedule": "constant",
                                     "dropout": 0.5, "augment": "basic", "tta": False}),
-    "02b_classical": ((*_DATA, *_FOLDS, "limit", "image_size", "classifier", "C", "class_weight", "tta"),
+    "02b_classical": ((*_DATA, *_FOLDS, "limit", "image_size", "classifier", "C", "class_weight", "tta", "keep_models"),
                       {"image_size": 64, "tta": False}),
     "02c_frozen_probe": ((*_DATA, *_FOLDS, "limit", "image_size", "batch_size", "backbone", "weights", "pooling",
-                          "colour", "classifier", "C", "class_weight", "tta"),
+                          "colour", "classifier", "C", "class_weight", "tta", "keep_models"),
                          {"image_size": 224, "backbone": "mobilenet_v2", "C": PROBE_C}),
     "03_xception": (_FINETUNE, {"backbone": "xception"}),
     "04_vgg16": (_FINETUNE, {"backbone": "vgg16"}),

@@ -27,8 +27,10 @@ def describe(sm: StageModel) -> str:
     m = sm.metrics
     cv = m.get("cv") or {}
     lo, hi = cv.get("accuracy_ci") or (float("nan"),) * 2
+    folds = m.get("folds", "?")
+    kept = "" if len(sm.folds) in (0, folds) else f" (the model of fold {', '.join(str(f.k) for f in sm.folds)} only: keep_models)"
     return (f"{sm.run.id}/{sm.name}: {m.get('model') or sm.name}; out-of-fold accuracy {cv.get('accuracy', float('nan')):.1%} "
-            f"[95% CI {lo:.1%}–{hi:.1%}] on {cv.get('n', '?')} images, {m.get('folds', '?')} folds")
+            f"[95% CI {lo:.1%}–{hi:.1%}] on {cv.get('n', '?')} images, {folds} folds{kept}")
 
 
 def table(ids: list[str], proba, classes: list[str]) -> pd.DataFrame:

@@ -56,7 +56,10 @@ def _finished(run: Run, name: str) -> StageFolder:
     return stage
 
 
-def _fold_kind(run: Run, name: str, folds: list[Fold]) -> str:
+def _fold_kind(run: Run, name: str, folds: list[Fold], kept) -> str:
+    if kept == []:
+        raise PredictError(f"stage {name} of run {run.id} kept no fold models (keep_models none): its scores are "
+                           "in the report; to predict with it, rerun it under a new run id with keep_models all")
     if folds and all(f.model.is_file() for f in folds):
         return "keras"
     if folds and all(f.pipeline.is_file() for f in folds):
@@ -91,8 +94,9 @@ def open_stage(run: Run, name: str) -> StageModel:
     student = m.get("student")  # 06: the student's folds, fed like its teacher
     folds_at = stage.sub(*student["folds"].split("/")) if student else stage
     feed = run.stage(student["params_of"]).params() if student else stage.params()
-    folds = folds_at.folds()
-    return StageModel(run, name, _fold_kind(run, name, folds), list(m["classes"]), feed, folds)
+    kept = m.get("models_kept")  # keep_models best/none: only those folds' models are on disk
+    folds = [f for f in folds_at.folds() if kept is None or f.k in kept]
+    return StageModel(run, name, _fold_kind(run, name, folds, kept), list(m["classes"]), feed, folds)
 
 
 def images_for(sm: StageModel, paths, progress: bool = True) -> np.ndarray:

@@ -227,6 +227,18 @@ def _chance(m: dict, who: str) -> list[str]:
             "(more images, epochs or pretrained weights)."] if words else []
 
 
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def disk_usage(run_dir: Path) -> str:
+    """Return the run's size on disk in words, with the part its saved models take."""
+    files = [p for p in Path(run_dir).rglob("*") if p.is_file() and not p.is_symlink()]
+    models = (layout.FOLD_MODEL, layout.FOLD_PIPELINE, layout.FEATURES_MODEL)
+    total, in_models = sum(p.stat().st_size for p in files), sum(p.stat().st_size for p in files if p.name in models)
+    return f"{_megabytes(total)} on disk, {_megabytes(in_models)} of it saved models"
+
+
 def _n_run(run: Run) -> int | None:
     """Return how many training images the run's folds.csv holds (None when unreadable)."""
     try:
@@ -317,6 +329,7 @@ def write_report(run_dir, hide_code=False) -> Path:
                   written=datetime.now().strftime("%Y-%m-%d %H:%M"),
                   params=params.read_text(encoding="utf-8", errors="replace") if params.exists() else None,
                   board=board_rows(board, finished, _n_run(run)), verdict=verdict(finished, board),
+                  disk=disk_usage(run.dir),
                   folds_note=_folds_note(run),
                   stages=finished, unfinished=unfinished, skipped=_file_rows(finished, "skipped"),
                   ignored=_file_rows(finished, "ignored"), notes=_file_rows(finished, "notes", "note"),

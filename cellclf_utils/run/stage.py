@@ -15,7 +15,7 @@ from .. import paths
 from ..atomic import atomic_write, write_csv, write_json
 from ..config import validate
 from ..report import plots
-from ..runfolder import StageFolder, layout, lock
+from ..runfolder import StageFolder, layout, lock, prune
 
 
 class StageFinishedError(RuntimeError):
@@ -100,7 +100,11 @@ class Stage:
             self.lock = None
 
     def finish(self, metrics: dict) -> Path:
-        """Write metrics.json (stage, figures, elapsed time added): the stage is then finished."""
+        """Write metrics.json (stage, figures, elapsed time added): the stage is then finished.
+        A stage with ``keep_models`` first deletes the fold models it does not keep, and records
+        the folds whose models remain (``models_kept``)."""
+        if "keep_models" in self.params:
+            metrics = {**metrics, "models_kept": prune.prune_models(StageFolder(self.dir), self.params["keep_models"])}
         out = {"stage": self.name, "run_id": self.params["run_id"], **metrics,
                "figures": self.figures, "elapsed_s": round(time.time() - self.started, 1),
                "finished_at": datetime.now().isoformat(timespec="seconds")}

@@ -103,6 +103,10 @@ def test_montage_draws_every_case(tmp_path):
     assert len(drawn) == len(cases)
     assert sum(ax.title.get_color() == "tab:red" for ax in drawn) == int((~cases.correct).sum())
     plots.save(fig, tmp_path / "g.png")
+    # a wrong case names the predicted class whole, long names too
+    fig = plots.gradcam_montage(x, maps, cases, ["normal", "degenerated_severe"], per_class=2)
+    wrong = [ax.title.get_text() for ax in fig.axes if ax.images and ax.title.get_color() == "tab:red"]
+    assert wrong and all(t.split("\n")[0] in ("→normal", "→degenerated_severe") for t in wrong)
 
 
 def test_montage_cells_line_up_when_a_class_has_no_right_case():

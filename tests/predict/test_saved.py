@@ -96,3 +96,22 @@ def test_a_stage_without_saved_models_says_it_must_be_rerun(tmp_path):
     _stage(tmp_path / "run", "03_xception", {}, {0: lambda folder: (folder / "model.weights.h5").write_bytes(b"")})
     with pytest.raises(saved.PredictError, match="trained before stages saved their models; rerun it"):
         saved.open_stage(open_run(tmp_path / "run"), "03_xception")
+
+
+def test_keep_models_best_predicts_with_the_fold_kept_and_none_says_what_to_do(keras_run, small_dataset):
+    from cellclf_utils.predict import classify
+    metrics = keras_run / "02_baseline_cnn" / "metrics.json"
+    m = json.loads(metrics.read_text())
+    (keras_run / "02_baseline_cnn" / "fold0" / "model.keras").unlink()  # what keep_models best leaves
+    metrics.write_text(json.dumps({**m, "folds": 2, "models_kept": [1]}))
+    sm = saved.open_stage(open_run(keras_run), "02_baseline_cnn")
+    assert [f.k for f in sm.folds] == [1]
+    assert classify.describe(sm).endswith("2 folds (the model of fold 1 only: keep_models)")
+    paths = _paths(small_dataset)
+    one = keras.saving.load_model(keras_run / "02_baseline_cnn" / "fold1" / "model.keras")
+    x = cache.load_many(paths, SIZE, "pad", progress=False)
+    np.testing.assert_allclose(saved.predict_proba(sm, paths, progress=False), tta.predict_proba(one, x, 4, True),
+                               atol=1e-6)
+    metrics.write_text(json.dumps({**m, "models_kept": []}))
+    with pytest.raises(saved.PredictError, match=r"kept no fold models \(keep_models none\).*keep_models all"):
+        saved.open_stage(open_run(keras_run), "02_baseline_cnn")

@@ -106,6 +106,7 @@ def test_write_report_index(run_dir):
     assert index == run_dir / "index.html"
     html = index.read_text()
     assert "demo-run" in html and "<details>" in html and "lr: 0.001" in html
+    assert re.search(r"· \d+ kB on disk, 0 kB of it saved models \(the <code>keep_models</code>", html)
     # leaderboard: formatted CI, AUC, test accuracy with CI, best row highlighted, the CV note
     assert "71.2% [68.0–74.1]" in html and "80.0% [77.0–83.0]" in html
     assert "0.850" in html and "70.0% [61.0–78.0]" in html
@@ -294,3 +295,10 @@ def test_the_index_has_a_table_of_contents_linking_every_section(run_dir):
     toc = html[html.index('<nav class="toc">'):html.index("</nav>")]
     for target in ("leaderboard", "01_eda_colour", "02_baseline_cnn", "03_xception", "skipped", "unfinished"):
         assert f'href="#{target}"' in toc and f'id="{target}"' in html, target
+
+
+def test_disk_usage_names_the_part_the_saved_models_take(tmp_path):
+    (tmp_path / "03_xception" / "fold0").mkdir(parents=True)
+    (tmp_path / "03_xception" / "fold0" / "model.keras").write_bytes(b"\0" * 3_000_000)
+    (tmp_path / "03_xception" / "oof.csv").write_bytes(b"\0" * 1_000_000)
+    assert index.disk_usage(tmp_path) == "4 MB on disk, 3 MB of it saved models"

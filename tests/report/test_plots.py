@@ -56,6 +56,13 @@ def test_image_sizes_one_series_per_class(n):
     assert len(fig.axes[0].get_legend().get_texts()) == n
 
 
+def test_one_image_size_is_a_line_of_text_not_a_scatter_of_one_point():
+    df = pd.DataFrame({"height": [128] * 5, "width": 128, "label": ["a", "a", "b", "b", "b"]})
+    fig = plots.image_sizes(df)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["all 5 images are 128×128 px"]
+    assert fig.get_size_inches()[1] < 2
+
+
 def test_image_sizes_empty_frame_gives_a_message():
     fig = plots.image_sizes(pd.DataFrame(columns=["height", "width", "label"]))
     assert "no images" in " ".join(t.get_text() for t in fig.axes[0].texts)

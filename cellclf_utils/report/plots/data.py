@@ -36,6 +36,8 @@ def image_sizes(sizes_df: pd.DataFrame):
     if len(sizes_df) == 0:
         return message("no images", "Image sizes")
     agg = sizes_df.groupby(["label", "width", "height"], sort=False).size().rename("n").reset_index()
+    if len(agg[["width", "height"]].drop_duplicates()) == 1:  # one point says less than one line
+        return message(f"all {len(sizes_df)} images are {agg.width[0]}×{agg.height[0]} px", "Image sizes")
     classes = sorted(sizes_df["label"].unique())
     fig, ax = plt.subplots(layout="constrained", figsize=(7.5, 4.5))
     for edge, (i, cls) in zip(colours(len(classes)), enumerate(classes)):
@@ -45,11 +47,7 @@ def image_sizes(sizes_df: pd.DataFrame):
                          edgecolors=[edge], linewidths=1.5, label=f"{cls} ({int(d.n.sum())})")
         shift = mtransforms.ScaledTranslation(6 * (i - (len(classes) - 1) / 2) / 72, 0, fig.dpi_scale_trans)
         pts.set_offset_transform(ax.transData + shift)
-    n_sizes = len(agg[["width", "height"]].drop_duplicates())
-    title = "Image sizes per class"
-    if n_sizes == 1:
-        title += f": all {len(sizes_df)} images are {agg.width[0]}×{agg.height[0]} px"
-    ax.set(xlabel="width (px)", ylabel="height (px)", title=title)
+    ax.set(xlabel="width (px)", ylabel="height (px)", title="Image sizes per class")
     ax.margins(0.15)
     ax.legend(title="class (images)", fontsize=8, loc="upper left",
               bbox_to_anchor=(1.01, 1.0), frameon=False)
