@@ -57,7 +57,7 @@ def test_a_bad_value_fails_before_anything_is_written(small_dataset, tmp_path, m
     before = sorted(tmp_path.rglob("*"))
     for p, words in ((["-p", "optimizer", "rmsprop"], "parameter 'optimizer' must be one of sgd, adam, adamw"),
                      (["-p", "epochs", "0"], "parameter 'epochs' must be > 0"),
-                     (["-p", "weights", "no/such.weights.h5"], "parameter 'weights' must be imagenet, none or"),
+                     (["-p", "weights", "no/such.weights.h5"], "parameter 'weights' must be imagenet, auto, none or"),
                      (["--run-id", "../../outside"], "parameter 'run_id' must be letters, digits")):
         assert cli.main(["run", "--profile", "smoke", "--data", str(small_dataset), "--run-id", "bad", *p]) == 1
         err = capsys.readouterr().err

@@ -93,9 +93,10 @@ SPECS: dict[str, Spec] = {
                                     "the disk) or none (scores only: predict and export refuse the stage)",
                         choices=KEEP_MODELS),
     "backbone": Spec(str, "xception", "ImageNet backbone from keras.applications", choices=tuple(BACKBONES)),
-    "weights": Spec(str, "imagenet", "backbone weights: imagenet (Keras' download), none (from scratch) or a "
-                                     "path to a no-top .weights.h5 file", check=lambda s: s.strip() != "",
-                    allowed="imagenet, none or a file path"),
+    "weights": Spec(str, "imagenet", "backbone weights: imagenet (Keras' download), auto (imagenet when it can be "
+                                     "had, else none; the choice is recorded), none (from scratch) or a path to a "
+                                     "no-top .weights.h5 file", check=lambda s: s.strip() != "",
+                    allowed="imagenet, auto, none or a file path"),
     "unfreeze_from": Spec(str, "default", "first trainable layer of the backbone (name or index), all, none, or "
                                           "default (the write-up's policy for the backbone)",
                           check=lambda s: s.strip() != "", allowed="default, all, none, a layer name or index"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import paths
 from ..data.classes import ClassMappingError, load_mapping
-from ..model.backbones import REGISTRY as BACKBONES
+from ..model.backbones import NAMED_WEIGHTS, REGISTRY as BACKBONES
 from .params import SPECS, ParameterError, Spec, stage_parameters
 
 
@@ -74,8 +74,8 @@ def value(name: str, raw, spec: Spec | None = None):
 
 
 def _weights_file(weights: str) -> None:
-    if weights not in ("imagenet", "none") and not paths.resolve(weights).is_file():
-        raise ParameterError(f"parameter 'weights' must be imagenet, none or an existing .weights.h5 file "
+    if weights not in NAMED_WEIGHTS and not paths.resolve(weights).is_file():
+        raise ParameterError(f"parameter 'weights' must be imagenet, auto, none or an existing .weights.h5 file "
                              f"(got {weights!r}; looked for {paths.resolve(weights)})")
 
 
@@ -123,7 +123,7 @@ def resolve_files(P: dict, cwd: Path | None = None) -> dict:
     out = dict(P)
     for name in ("data_dir", "weights", "classes"):
         v = out.get(name)
-        if isinstance(v, str) and v and v not in ("imagenet", "none") and (cwd / v).exists():
+        if isinstance(v, str) and v and v not in NAMED_WEIGHTS and (cwd / v).exists():
             out[name] = str((cwd / v).resolve())
     if isinstance(out.get("members"), str):  # 07's members from other runs: paths to their stages
         out["members"] = ",".join(str((cwd / m).resolve()) if "/" in m and (cwd / m).is_dir() else m

@@ -27,6 +27,8 @@ from .cnn import POOLING
 DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 PROBE_TIMEOUT_S = 5.0
 OFFLINE_WEIGHTS = "../shared/weights/mobilenet_v2/mobilenet_v2_imagenet_notop.weights.h5"
+# the weights values that name no file; auto: ImageNet when they can be had, else none
+NAMED_WEIGHTS = ("imagenet", "auto", "none")
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def weights_file(name: str, image_size: int) -> str:
 
 def weights_label(weights: str) -> str:
     """Return how reports name a ``weights`` parameter: imagenet, none, or the file's name."""
-    return weights if weights in ("imagenet", "none") else Path(weights).name
+    return weights if weights in NAMED_WEIGHTS else Path(weights).name
 
 
 def _keras_cache() -> Path:
@@ -181,6 +183,21 @@ def _offline_hint(name: str) -> str:
     if name == "mobilenet_v2":
         hint += f" (offline ImageNet weights, from the repository root: weights={OFFLINE_WEIGHTS})"
     return hint
+
+
+def choose_weights(name: str, image_size: int) -> tuple[str, str]:
+    """Return ``(weights, note)`` for ``weights auto``: 'imagenet' when Keras' ImageNet weights are
+    cached or download now (into Keras' cache, where the stage's build finds them), else 'none',
+    the note saying which and why."""
+    spec = get(name)
+    if (_keras_cache() / weights_file(name, image_size)).exists():
+        return "imagenet", f"weights auto: ImageNet weights for {name} (in Keras' cache)"
+    try:
+        _base(spec, image_size, "imagenet")
+    except WeightsError as e:
+        why = str(e).split(";")[0].removeprefix(f"cannot download ImageNet weights for {name}: ")
+        return "none", f"weights auto: ImageNet weights for {name} could not be had ({why}): trained from scratch"
+    return "imagenet", f"weights auto: ImageNet weights for {name} (downloaded)"
 
 
 def _base(spec: Backbone, image_size: int, weights) -> keras.Model:

@@ -84,6 +84,8 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
         add(("Note", str(m["note"])))
     if m.get("model") and not (m.get("kind") == "ensemble" and isinstance(m.get("weights"), dict)):
         add(("Model", str(m["model"])))
+    if m.get("weights_note"):  # weights auto: which weights it got, and why
+        add(("Weights", str(m["weights_note"]).removeprefix("weights auto: ")))
     if m.get("classes"):
         add(("Classes", ", ".join(map(str, m["classes"]))))
     for key, label in (("n_train", "Training images"), ("n_test", "Test images"), ("folds", "Folds")):

@@ -14,6 +14,7 @@ import yaml
 from .. import paths
 from ..atomic import atomic_write, write_csv, write_json
 from ..config import validate
+from ..model import backbones
 from ..report import plots
 from ..runfolder import StageFolder, layout, lock, prune
 
@@ -114,7 +115,18 @@ class Stage:
         return path
 
 
+def choose_weights(P: dict) -> dict:
+    """Return ``P`` with ``weights auto`` resolved to what the stage will use (imagenet or none),
+    the reason in ``weights_note``; other values as they are. Resolved once, before params.json
+    and the folds' signatures, so a resumed fold never mixes the two."""
+    if P.get("weights") != "auto":
+        return P
+    chosen, note = backbones.choose_weights(P["backbone"], P["image_size"])
+    print(note)
+    return {**P, "weights": chosen, "weights_note": note}
+
+
 def start(stage: str, namespace: dict) -> tuple[Stage, dict]:
     """Return ``(stage folder, validated parameters)`` for a notebook's globals()."""
-    P = validate(stage, namespace)
+    P = choose_weights(validate(stage, namespace))
     return Stage.open(stage, P), P

@@ -16,7 +16,7 @@ from ..folds import FoldResult
 from ..runfolder import Fold, layout
 
 # values that do not change what a fold computes, so they may differ on resume
-_NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam", "keep_models")
+_NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam", "keep_models", "weights_note")
 # parameters added after runs existed: at their default they are left out of the signature,
 # so folds finished before the parameter existed still resume
 _ADDED_LATER = {"head_init": "random", "freeze_bn": False, "patience": 0}

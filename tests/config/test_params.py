@@ -65,7 +65,7 @@ def test_every_stage_has_a_default_for_each_of_its_parameters_and_they_validate(
     ("03_xception", {"monitor": "last", "patience": 3}, "'patience'.*monitor is 'last'"),
     ("03_xception", {"freeze_bn": True, "train_bn_in_frozen": "true"}, "'freeze_bn' and 'train_bn_in_frozen'"),
     ("05_inception_resnet_v2", {"image_size": 64}, "'image_size' must be at least 75 for inception_resnet_v2"),
-    ("03_xception", {"weights": "/no/such/file.weights.h5"}, "'weights' must be imagenet, none or an existing"),
+    ("03_xception", {"weights": "/no/such/file.weights.h5"}, "'weights' must be imagenet, auto, none or an existing"),
     ("02_baseline_cnn", {"classes": "herlev9"}, "'classes': 'herlev9' is neither a preset"),
     ("02_baseline_cnn", {"data_dir": "/no/such/dataset"}, "'data_dir': /no/such/dataset does not exist"),
 ])

@@ -288,3 +288,35 @@ def test_freeze_bn_overrides_a_default_policy_and_contradicts_an_explicit_one():
                    if isinstance(layer, keras.layers.BatchNormalization))
     with pytest.raises(ValueError, match="'freeze_bn' and 'train_bn_in_frozen' contradict"):
         bb.build("mobilenet_v2", 32, 3, train_bn_in_frozen=True, freeze_bn=True)
+
+
+def test_weights_auto_falls_back_to_none_offline_and_says_why(no_cache, monkeypatch):
+    port = _free_port()
+    monkeypatch.setattr(bb, "DOWNLOAD_HOST", ("127.0.0.1", port))  # nothing listens: offline
+    chosen, note = bb.choose_weights("mobilenet_v2", 96)
+    assert chosen == "none"
+    assert note == (f"weights auto: ImageNet weights for mobilenet_v2 could not be had (127.0.0.1:{port} is "
+                    f"unreachable (no internet?) and {bb._keras_cache() / bb.weights_file('mobilenet_v2', 96)} is "
+                    "not cached): trained from scratch")
+
+
+def test_weights_auto_takes_imagenet_from_keras_cache_without_the_network(no_cache, monkeypatch):
+    cached = bb._keras_cache() / bb.weights_file("mobilenet_v2", 96)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    monkeypatch.setattr(bb, "DOWNLOAD_HOST", ("127.0.0.1", _free_port()))  # would fail if probed
+    assert bb.choose_weights("mobilenet_v2", 96) == ("imagenet", "weights auto: ImageNet weights for mobilenet_v2 "
+                                                                 "(in Keras' cache)")
+
+
+def test_weights_auto_takes_imagenet_when_the_download_works(no_cache, monkeypatch):
+    # the probe reaches a local listener and Keras' downloader is replaced by one that "downloads"
+    # the file into its cache: the path a machine online takes, without the internet
+    server = socket.create_server(("127.0.0.1", 0))
+    monkeypatch.setattr(bb, "DOWNLOAD_HOST", server.getsockname())
+    built = []
+    monkeypatch.setattr(bb, "_base", lambda spec, size, weights: built.append((spec.name, size, weights)))
+    with server:
+        assert bb.choose_weights("mobilenet_v2", 96) == ("imagenet", "weights auto: ImageNet weights for "
+                                                                     "mobilenet_v2 (downloaded)")
+    assert built == [("mobilenet_v2", 96, "imagenet")]

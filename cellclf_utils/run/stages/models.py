@@ -16,7 +16,7 @@ from ...train.device import precision
 def weights_path(weights: str) -> str:
     """Return ``weights`` as given ('imagenet', 'none') or as the absolute path of the file
     (relative paths: from the working directory, else the checkout; validation checked it exists)."""
-    return weights if weights in ("imagenet", "none") else str(paths.resolve(weights))
+    return weights if weights in backbones.NAMED_WEIGHTS else str(paths.resolve(weights))
 
 
 def _freeze_policy(P: dict) -> tuple:

@@ -74,7 +74,8 @@ def save_model_outputs(st: Stage, td: TrainingData, cv: CVResult, P: dict, model
         print(format_scores("test", test_scores))
     return {"kind": "model", "model": model_name, "classes": names, "n_train": int(len(td.y)),
             "n_test": int(len(td.x_test)), "folds": int(P["folds"]), "cv": cv_scores, "test": test_scores,
-            "fold_times": cv.folds.to_dict("records"), "skipped": td.ds.skipped}
+            "fold_times": cv.folds.to_dict("records"), "skipped": td.ds.skipped,
+            **({"weights_note": P["weights_note"]} if P.get("weights_note") else {})}
 
 
 def gradcam_figure(st: Stage, td: TrainingData, cv: CVResult, P: dict) -> pd.DataFrame:
