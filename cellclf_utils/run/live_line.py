@@ -28,20 +28,27 @@ def describe(state: dict) -> str:
     return " · ".join(parts)
 
 
-def _read(path: Path) -> dict:
+def _files(stage_dir: Path) -> list[Path]:
+    """Return the stage's progress files: beside its folds (06: in each teacher's round folder)."""
+    return list(Path(stage_dir).rglob(layout.PROGRESS))
+
+
+def _read(stage_dir: Path) -> dict:
+    """Return the newest progress state under ``stage_dir`` ({} when none is readable yet)."""
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        newest = max(_files(stage_dir), key=lambda p: p.stat().st_mtime, default=None)
+        state = json.loads(newest.read_text(encoding="utf-8")) if newest else {}
     except (OSError, ValueError):
-        return {}  # not written yet, or being replaced: the next poll reads it
+        return {}  # being replaced: the next poll reads it
     return state if isinstance(state, dict) and {"fold", "folds", "epoch", "epochs"} <= state.keys() else {}
 
 
-class StageProgress:
+class LiveLine:
     """Context manager: while its block runs (the stage's notebook), show ``label`` with the
     stage's progress on ``stream``; at the end, one line with the stage's time."""
 
     def __init__(self, stage_dir: Path, label: str, stream=None, interval: float = 1.0):
-        self.path = Path(stage_dir) / layout.PROGRESS
+        self.dir = Path(stage_dir)
         self.label, self.interval = label, interval
         self.stream = stream if stream is not None else sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -51,7 +58,7 @@ class StageProgress:
 
     def line(self) -> str:
         """Return the line as it stands: label, progress, seconds so far."""
-        text = describe(_read(self.path))
+        text = describe(_read(self.dir))
         return f"{self.label}" + (f" · {text}" if text else "") + f" · {time.time() - self._started:.0f} s"
 
     def _show(self) -> None:
@@ -59,17 +66,21 @@ class StageProgress:
             self.stream.write("\r\033[K" + self.line())
             self.stream.flush()
             return
-        state = describe(_read(self.path))
+        state = describe(_read(self.dir))
         if state and state != self._last:
             self._last = state
             print(self.line(), file=self.stream, flush=True)
+
+    def _remove(self) -> None:
+        for p in _files(self.dir) if self.dir.is_dir() else []:
+            p.unlink(missing_ok=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
             self._show()
 
-    def __enter__(self) -> "StageProgress":
-        self.path.unlink(missing_ok=True)  # a resumed stage starts its line afresh
+    def __enter__(self) -> "LiveLine":
+        self._remove()  # a resumed stage starts its line afresh
         self._started = time.time()
         print(self.label + " …", file=self.stream, end="" if self.live else "\n", flush=True)
         self._thread.start()
@@ -80,5 +91,5 @@ class StageProgress:
         self._thread.join()
         end = "done" if kind is None else "stopped"
         seconds = time.time() - self._started
-        self.path.unlink(missing_ok=True)  # the line's source; the stage's own files say the rest
+        self._remove()  # the line's source; the stage's own files say the rest
         print(("\r\033[K" if self.live else "") + f"{self.label}: {end} in {seconds:.0f} s", file=self.stream, flush=True)

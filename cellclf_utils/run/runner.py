@@ -18,7 +18,7 @@ from ..report import stage_html, write_report
 from ..report.notebook_noise import clean_file
 from ..runfolder import RunFolderError, StageFolder, layout, lock, read_yaml
 from . import kernel
-from .live_line import StageProgress
+from .live_line import LiveLine
 from .stage import StageFinishedError, new_run_id, refuse_finished
 
 KERNEL = "cellclf"
@@ -170,7 +170,7 @@ def _run_stages(run_dir: Path, chosen: list[Path], passed: dict, only: str | Non
         out = stage.file(layout.NOTEBOOK)
         label = f"[{i}/{len(chosen)}] {nb.stem}"
         # streamed output (--log-output) and a live line would cut through each other
-        with StageProgress(stage.dir, label) if progress and not log_output else nullcontext():
+        with LiveLine(stage.dir, label) if progress and not log_output else nullcontext():
             _execute(nb, out, passed[nb.stem], log_output, hint)
         if not stage.is_finished:
             raise RunError(f"stage {nb.stem} ran to the end without writing {layout.METRICS}; "

@@ -1,7 +1,7 @@
 """The training stage's progress as a file the run can read while the kernel works:
-``<stage>/progress.json`` holds the fold, the epoch and the last validation scores, rewritten
-atomically at each fold's start and after every epoch. ``cellclf run`` shows it as its live line;
-nothing reads it once the stage is finished."""
+``progress.json`` beside the stage's fold folders (06: beside each student's) holds the fold, the
+epoch and the last validation scores, rewritten atomically at each fold's start and after every
+epoch. ``cellclf run`` shows it as its live line and removes it when the stage ends."""
 from __future__ import annotations
 
 import time

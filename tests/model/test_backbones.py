@@ -309,14 +309,40 @@ def test_weights_auto_takes_imagenet_from_keras_cache_without_the_network(no_cac
                                                                  "(in Keras' cache)")
 
 
-def test_weights_auto_takes_imagenet_when_the_download_works(no_cache, monkeypatch):
-    # the probe reaches a local listener and Keras' downloader is replaced by one that "downloads"
-    # the file into its cache: the path a machine online takes, without the internet
-    server = socket.create_server(("127.0.0.1", 0))
-    monkeypatch.setattr(bb, "DOWNLOAD_HOST", server.getsockname())
-    built = []
-    monkeypatch.setattr(bb, "_base", lambda spec, size, weights: built.append((spec.name, size, weights)))
-    with server:
+def test_weights_auto_downloads_imagenet_over_http_through_keras_own_downloader(no_cache, monkeypatch, tmp_path):
+    """The online path without the internet: a local HTTP server serves a no-top MobileNetV2
+    weights file in the format and under the name Keras asks for (random values of a known seed
+    stand in for ImageNet's); weights auto fetches it with Keras' downloader into Keras' cache,
+    and the base the stage then builds holds exactly those values."""
+    import functools
+    import http.server
+    import threading
+
+    import h5py
+    from keras.src.applications import mobilenet_v2 as keras_mobilenet_v2
+    from keras.src.backend import config as keras_config
+    from keras.src.legacy.saving import legacy_h5_format
+    keras.utils.set_random_seed(3)
+    served = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(96, 96, 3))
+    (tmp_path / "www").mkdir()
+    with h5py.File(tmp_path / "www" / bb.weights_file("mobilenet_v2", 96), "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address
+    monkeypatch.setattr(bb, "DOWNLOAD_HOST", (host, port))
+    monkeypatch.setattr(keras_mobilenet_v2, "BASE_WEIGHT_PATH", f"http://{host}:{port}/")
+    home = bb._keras_cache().parent
+    home.mkdir(parents=True)  # Keras falls back to /tmp/.keras for a folder it cannot write
+    monkeypatch.setattr(keras_config, "_KERAS_DIR", str(home))  # Keras read KERAS_HOME at import
+    try:
         assert bb.choose_weights("mobilenet_v2", 96) == ("imagenet", "weights auto: ImageNet weights for "
                                                                      "mobilenet_v2 (downloaded)")
-    assert built == [("mobilenet_v2", 96, "imagenet")]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (bb._keras_cache() / bb.weights_file("mobilenet_v2", 96)).is_file()
+    base = bb._base(bb.get("mobilenet_v2"), 96, "imagenet")  # from the cache: the server is gone
+    for got, want in zip(base.get_weights(), served.get_weights()):
+        np.testing.assert_array_equal(got, want)
