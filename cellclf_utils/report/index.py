@@ -297,8 +297,9 @@ def board_rows(board: pd.DataFrame, finished: list[dict], n_run: int | None) -> 
         m = metrics[r.stage]
         n = None if math.isnan(r.n) else int(r.n)
         rows.append({"stage": r.stage, "anchor": quote(r.stage), "title": r.title,
-                     "model": submitted_words(m) if m.get("kind") == "ensemble" and isinstance(m.get("weights"), dict)
-                     else r.model,
+                     # the ensemble's submission in words, its weights left to the verdict above
+                     "model": submitted_words(m).split(" (")[0]
+                     if m.get("kind") == "ensemble" and isinstance(m.get("weights"), dict) else r.model,
                      "cv": acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
                      "n": "—" if n is None else str(n), "subset": n is not None and bool(n_run) and n < n_run,
                      "test": "—" if math.isnan(r.test_accuracy)

@@ -276,7 +276,7 @@ def test_rows_carry_n_and_a_score_at_the_largest_class_floor_is_said_in_words_no
     assert board.index("Not ranked: each of these scores") < board.index("05_inception_resnet_v2")
     floor_row = rows[2][1]
     assert "not distinguishable from always answering normal (50.0%)" in floor_row
-    assert ">6<br><span class=\"warn\">a <code>limit</code> subset" in floor_row
+    assert ">6<span class=\"warn note\">a <code>limit</code> subset" in floor_row
     assert "<td class=\"num\">12</td>" in rows[0][1]  # the whole run: no mark
     terminal = [ln for ln in report.summary_lines(run_dir) if "05_inception_resnet_v2  " in ln]
     assert terminal == ["  -. 05_inception_resnet_v2  90.0% [16.7–83.3]  n=6  Fine-tuning InceptionResNetV2  "
