@@ -173,7 +173,7 @@ def gradcam_montage(images, maps, cases: pd.DataFrame, class_names, per_class: i
                 pred = class_names[cases.loc[r, "predicted"]]
                 # the whole class name, on its own line: a cut name reads as another class
                 label = f"{cases.loc[r, 'confidence']:.2f}" if right else f"→{pred}\n{cases.loc[r, 'confidence']:.2f}"
-                ax.set_title(label, fontsize=7, color="tab:green" if right else "tab:red")
+                ax.set_title(label, fontsize=8, color="tab:green" if right else "tab:red")
         axes[c, 0].set_ylabel(class_names[c], rotation=0, ha="right", va="center", fontsize=9)
     axes[0, 0].annotate("right (most confident)", (0, 1.35), xycoords="axes fraction", fontsize=9)
     axes[0, per_class].annotate("wrong (most confident)", (0, 1.35), xycoords="axes fraction", fontsize=9)
