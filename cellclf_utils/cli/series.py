@@ -106,10 +106,28 @@ def _cmd_plan(a) -> int:
             print(f"about {table.seconds[known].sum() / 60:.1f} min of network time at the speeds in {a.speeds}"
                   + ("" if known.all() else f" (without {', '.join(table.stage[~known])}: no speed measured)")
                   + "; kernel starts, image loading and reports come on top")
+    if a.gpus:
+        print(_walls(table, a.gpus) if speeds is not None else
+              "no wall time: --gpus needs --speeds (images/s measured by benchmarks/throughput.py --csv)")
     if a.against:
         print(f"{a.against} recorded: {table.run_fold_s.sum() / 60:.1f} min in its folds (training and "
               f"per-epoch scoring), {table.run_stage_s.sum() / 60:.1f} min of stage wall time in all")
     return 0
+
+
+def _walls(table, gpus: str) -> str:
+    """Return the plan's network wall time on each worker count of ``--gpus`` ('1,4,8')."""
+    from ..run.schedule import wall_seconds
+    try:
+        counts = [int(g) for g in gpus.split(",") if g.strip()]
+    except ValueError:
+        raise ValueError(f"--gpus {gpus!r}: give worker counts, e.g. --gpus 1,4,8") from None
+    walls = {n: wall_seconds(table, n) for n in counts}
+    if any(w != w for w in walls.values()):
+        return "no wall time: a stage's speed was not measured (see the notes)"
+    return ("network wall time, one fold per worker at a time (a fold compiles unless its stage's first fold "
+            "already has: the persistent cache; 1 = the local runner): "
+            + ", ".join(f"{n} worker(s) {w / 60:.1f} min" for n, w in walls.items()))
 
 
 def _cmd_params(a) -> int:
@@ -163,6 +181,9 @@ def _plan_parser(sub) -> None:
     pl.add_argument("--against", metavar="RUN_DIR", default=None,
                     help="a finished (or partly finished) run of the same settings, runs/<run_id>: adds the "
                          "epochs, fold seconds and stage wall time it recorded beside the plan")
+    pl.add_argument("--gpus", metavar="N[,N...]", default=None,
+                    help="with --speeds: the network wall time on N workers (cards), each running one fold of "
+                         "one stage at a time, e.g. --gpus 1,4,8")
     pl.add_argument("--json", action="store_true", help="print the table as JSON records")
     pl.set_defaults(func=_cmd_plan)
 

@@ -206,33 +206,37 @@ def read_speeds(csv_path: str | Path) -> dict[tuple[str, int], dict]:
 
 
 def estimate(table: pd.DataFrame, speeds: dict[tuple[str, int], dict]) -> pd.DataFrame:
-    """Return ``table`` with ``seconds``: trained images at the measured training speed,
+    """Return ``table`` with ``seconds`` (and ``compile_s``, the part compiling takes): trained images at the measured training speed,
     frozen-base images at the measured head warm-up speed and predicted images at the measured
     forward speed (each at the training speed, erring long, where not measured: a head epoch
     skips the base's backward pass, a forward pass is cheaper still), plus one compile per
     training phase (later folds load it from the compile cache). Blank where the network at
     that size was not measured."""
     out = table.copy()
-    seconds, basis = [], []
+    seconds, compiles, basis = [], [], []
     for r in out.itertuples():
         work = r.trained + r.frozen_base + r.predicted
         s = speeds.get((r.network, int(r.image_size))) if r.network and r.image_size else None
         if not work:
             seconds.append(0.0)
+            compiles.append(0.0)
             basis.append("")
             continue
         if not s or "train" not in s:
             seconds.append(np.nan)
+            compiles.append(np.nan)
             basis.append(f"no speed measured for {r.network}@{r.image_size}")
             continue
         compile_s = ((s["compile_s"] if r.trained else 0)
                      + (s.get("head_compile_s", s["compile_s"]) if r.frozen_base else 0))
+        compiles.append(compile_s)
         seconds.append(_network_seconds(r.trained, r.frozen_base, r.predicted, s) + compile_s)
         notes = [] if s.get("batch") in (None, r.batch_size) else [f"speed measured at batch {s['batch']}"]
         notes += [] if "predict" in s else ["forward at the training speed"]
         notes += [] if "head" in s or not r.frozen_base else ["head epochs at the training speed"]
         basis.append("; ".join(notes))
     out["seconds"] = np.round(seconds, 1)
+    out["compile_s"] = compiles  # once per stage on one worker; once per fold when folds run apart
     out["basis"] = basis
     return out
 

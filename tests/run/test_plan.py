@@ -172,6 +172,15 @@ def test_cli_plan_prints_the_totals_and_refuses_an_unknown_profile(small_dataset
     assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02",
                      "--speeds", str(speeds)]) == 0
     assert "about 0.1 min of network time" in capsys.readouterr().out  # (32 trained + 96 predicted) / 16 img/s = 8 s
+    # the smoke profile's 2 folds: 4 s each, side by side on two workers
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02",
+                     "--speeds", str(speeds), "--gpus", "1,2"]) == 0
+    assert "1 worker(s) 0.1 min, 2 worker(s) 0.1 min" in capsys.readouterr().out
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02",
+                     "--speeds", str(speeds), "--gpus", "four"]) == 2
+    assert "--gpus 'four': give worker counts, e.g. --gpus 1,4,8" in capsys.readouterr().err
+    assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02", "--gpus", "2"]) == 0
+    assert "no wall time: --gpus needs --speeds" in capsys.readouterr().out
     speeds.write_text("model,size,variant,batch,img_s,compile_s\nvgg16,224,stage,16,16,0\n")
     assert cli.main(["plan", "--profile", "smoke", "--data", str(small_dataset), "--only", "02",
                      "--speeds", str(speeds)]) == 0
