@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-_OS_HINTS = {errno.EACCES: "check the folder's permissions (runs go to $CELLCLF_RUNS when it is set)",
-             errno.EPERM: "check the folder's permissions (runs go to $CELLCLF_RUNS when it is set)",
+_PERMISSIONS = "check the folder's permissions (runs go to $CELLCLF_RUNS when it is set)"
+_OS_HINTS = {errno.EACCES: _PERMISSIONS, errno.EPERM: _PERMISSIONS,
              errno.EROFS: "the file system is read-only: set $CELLCLF_RUNS, or pass a path on a writable disk",
              errno.ENOSPC: "the disk is full: free some space, or set $CELLCLF_RUNS to another disk"}
 BUG_LINE = ("cellclf: this is a bug in cellclf, not a mistake in your input; please report it with the "

@@ -111,7 +111,7 @@ def _key_numbers(m: dict) -> list[tuple[str, str]]:
     if "test" in m and m["test"] is None:
         add(("Test", "no test labels: not scored"))
     if isinstance(m.get("weights"), dict):  # the ensemble: who carries it
-        add(("Submitted" if m.get("kind") == "ensemble" else "Model", submitted_words(m)))
+        add(("Submitted", submitted_words(m)))
         if m.get("model") != f"{layout.ENSEMBLE_PREFIX}weights":
             add(("Fitted weights (not submitted: they show who carries the ensemble)", _weights(m["weights"])))
     for r in m.get("pseudo") or []:  # pseudo-labelling: the effect per teacher and round
@@ -131,14 +131,15 @@ def _weights(weights: dict) -> str:
     return " · ".join(f"{s} {_num(w):.2f}" for s, w in sorted(weights.items(), key=lambda kv: -_num(kv[1])))
 
 
-def submitted_words(m: dict) -> str:
-    """Return what an ensemble stage submits, in words: the combination and its weights, or the
-    single member it chose."""
+def submitted_words(m: dict, with_weights: bool = True) -> str:
+    """Return what an ensemble stage submits, in words: the combination (with its weights unless
+    ``with_weights`` is False), or the single member it chose."""
     model, members = str(m.get("model") or ""), ", ".join(map(str, m.get("members") or []))
     combiner = model.removeprefix(layout.ENSEMBLE_PREFIX) if model.startswith(layout.ENSEMBLE_PREFIX) else None
     if combiner is None:
         return f"{model} alone (no combination of {members} scored higher out of fold)"
-    return {"weights": f"a weighted mean of the members' probabilities ({_weights(m.get('weights') or {})})",
+    weights = f" ({_weights(m.get('weights') or {})})" if with_weights else ""
+    return {"weights": f"a weighted mean of the members' probabilities{weights}",
             "mean": f"the mean of the probabilities of {members}",
             "stacking": f"a logistic regression on the probabilities of {members}",
             "weights+bias": f"a weighted mean plus a per-class bias over the probabilities of {members}",
@@ -206,8 +207,7 @@ def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
         best = board.iloc[0]
         return [f"No stage has shown anything learnt yet: the best point estimate, {best.title} ({best.stage}) "
                 f"{acc_ci(best.cv_accuracy, [best.ci_low, best.ci_high])}, is "
-                f"{not_distinguishable(by_stage[best.stage])}, and so is every other stage "
-                "(more images, epochs or pretrained weights)."]
+                f"{not_distinguishable(by_stage[best.stage])}, and so is every other stage {_TO_LEARN}."]
     best = ranked.iloc[0]
     test = (by_stage.get(best.stage) or {}).get("test") or {}
     out.append(f"Best out-of-fold accuracy: {best.title} ({best.stage}), "
@@ -222,11 +222,14 @@ def verdict(stages: list[dict], board: pd.DataFrame) -> list[str]:
     return out
 
 
+_TO_LEARN = "(more images, epochs or pretrained weights)"  # what a stage at the floor lacks
+
+
 def _chance(m: dict, who: str) -> list[str]:
     """Return the verdict's warning when ``who``'s interval contains the largest-class floor."""
     words = not_distinguishable(m)
     return [f"{who} is {words}: its 95% interval contains that score, so it has shown nothing yet "
-            "(more images, epochs or pretrained weights)."] if words else []
+            f"{_TO_LEARN}."] if words else []
 
 
 def _megabytes(n: int) -> str:
@@ -241,27 +244,20 @@ def disk_usage(run_dir: Path) -> str:
     return f"{_megabytes(total)} on disk, {_megabytes(in_models)} of it saved models"
 
 
-def _n_run(run: Run) -> int | None:
-    """Return how many training images the run's folds.csv holds (None when unreadable)."""
+def _folds_note(run: Run) -> tuple[str, int | None]:
+    """Return the leaderboard's words on the run's folds and how many training images they hold
+    (None when folds.csv is missing or unreadable: the note says so instead of failing the report)."""
     try:
         f = run.folds()
-    except RunFolderError:
-        return None
-    return None if f is None else len(f)
-
-
-def _folds_note(run: Run) -> str:
-    try:
-        f = run.folds()
-    except RunFolderError as e:  # the note says so instead of failing the report
-        return f"the run's folds.csv ({e})"
+    except RunFolderError as e:
+        return f"the run's folds.csv ({e})", None
     if f is None:
-        return f"the run's folds ({layout.FOLDS_CSV} is missing)"
+        return f"the run's folds ({layout.FOLDS_CSV} is missing)", None
     counts = f["label"].value_counts()
     # the floor every model must beat: always answering the largest class
     floor = (f"; always answering the largest class ({counts.index[0]}) would score "
              f"{counts.iloc[0] / len(f):.1%}") if len(counts) else ""
-    return f"{f['fold'].nunique()} folds over {len(f)} training images ({layout.FOLDS_CSV}){floor}"
+    return f"{f['fold'].nunique()} folds over {len(f)} training images ({layout.FOLDS_CSV}){floor}", len(f)
 
 
 def _unfinished(st: StageFolder, reason: str) -> dict:
@@ -298,7 +294,7 @@ def board_rows(board: pd.DataFrame, finished: list[dict], n_run: int | None) -> 
         n = None if math.isnan(r.n) else int(r.n)
         rows.append({"stage": r.stage, "anchor": quote(r.stage), "title": r.title,
                      # the ensemble's submission in words, its weights left to the verdict above
-                     "model": submitted_words(m).split(" (")[0]
+                     "model": submitted_words(m, with_weights=False)
                      if m.get("kind") == "ensemble" and isinstance(m.get("weights"), dict) else r.model,
                      "cv": acc_ci(r.cv_accuracy, [r.ci_low, r.ci_high]), "auc": _auc(r.macro_auc),
                      "n": "—" if n is None else str(n), "subset": n is not None and bool(n_run) and n < n_run,
@@ -326,14 +322,15 @@ def write_report(run_dir, hide_code=False) -> Path:
         else:
             unfinished.append(_unfinished(st, why))
     board = leaderboard(run.dir)
+    folds_note, n_run = _folds_note(run)
     params = run.dir / layout.PARAMS_YAML
     started = datetime.fromtimestamp((params if params.exists() else run.dir).stat().st_mtime)
     html = render("cellclf_index.html.j2", run_id=run.id, started=started.strftime("%Y-%m-%d %H:%M"),
                   written=datetime.now().strftime("%Y-%m-%d %H:%M"),
                   params=params.read_text(encoding="utf-8", errors="replace") if params.exists() else None,
-                  board=board_rows(board, finished, _n_run(run)), verdict=verdict(finished, board),
+                  board=board_rows(board, finished, n_run), verdict=verdict(finished, board),
                   disk=disk_usage(run.dir),
-                  folds_note=_folds_note(run),
+                  folds_note=folds_note,
                   stages=finished, unfinished=unfinished, skipped=_file_rows(finished, "skipped"),
                   ignored=_file_rows(finished, "ignored"), notes=_file_rows(finished, "notes", "note"),
                   twelve_bit=max((st["metrics"].get("twelve_bit") or 0 for st in finished), default=0),

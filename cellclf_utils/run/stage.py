@@ -115,7 +115,7 @@ class Stage:
         return path
 
 
-def choose_weights(P: dict) -> dict:
+def resolve_auto_weights(P: dict) -> dict:
     """Return ``P`` with ``weights auto`` resolved to what the stage will use (imagenet or none),
     the reason in ``weights_note``; other values as they are. Resolved once, before params.json
     and the folds' signatures, so a resumed fold never mixes the two."""
@@ -128,5 +128,5 @@ def choose_weights(P: dict) -> dict:
 
 def start(stage: str, namespace: dict) -> tuple[Stage, dict]:
     """Return ``(stage folder, validated parameters)`` for a notebook's globals()."""
-    P = choose_weights(validate(stage, namespace))
+    P = resolve_auto_weights(validate(stage, namespace))
     return Stage.open(stage, P), P

@@ -49,7 +49,7 @@ def test_weights_auto_is_resolved_before_anything_records_it(monkeypatch):
     from cellclf_utils.run import stage
     monkeypatch.setattr(backbones, "choose_weights", lambda name, size: ("none", f"weights auto: {name} offline"))
     P = {"backbone": "mobilenet_v2", "image_size": 96, "weights": "auto"}
-    assert stage.choose_weights(P) == {**P, "weights": "none", "weights_note": "weights auto: mobilenet_v2 offline"}
-    assert stage.choose_weights({**P, "weights": "imagenet"}) == {**P, "weights": "imagenet"}
+    assert stage.resolve_auto_weights(P) == {**P, "weights": "none", "weights_note": "weights auto: mobilenet_v2 offline"}
+    assert stage.resolve_auto_weights({**P, "weights": "imagenet"}) == {**P, "weights": "imagenet"}
     from cellclf_utils.train.resume import signature  # the note never changes what a fold computes
-    assert signature({**P, "weights": "none"}) == signature(stage.choose_weights(P))
+    assert signature({**P, "weights": "none"}) == signature(stage.resolve_auto_weights(P))
