@@ -107,7 +107,7 @@ def test_a_dead_kernel_names_the_stage_and_how_to_resume(tmp_path, monkeypatch):
     command, not papermill's bare 'Kernel died'."""
     import nbformat as nbf
     import pytest
-    from cellclf_utils.run import runner
+    from cellclf_utils.run import notebook, runner
 
     root = tmp_path / "project"
     (root / "notebooks" / "profiles").mkdir(parents=True)
@@ -116,7 +116,7 @@ def test_a_dead_kernel_names_the_stage_and_how_to_resume(tmp_path, monkeypatch):
     params = nbf.v4.new_code_cell('profile = ""\nrun_id = ""')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbf.v4.new_code_cell("import os\nos._exit(9)")]
-    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": "cellclf", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": notebook.KERNEL, "display_name": "cellclf", "language": "python"}
     nbf.write(nb, root / "notebooks" / "01_eda_colour.ipynb")
     monkeypatch.setenv("CELLCLF_ROOT", str(root))
     with pytest.raises(runner.RunError, match=r"(?s)01_eda_colour: its kernel died.*--run-id doomed.*--resume"):
@@ -155,7 +155,7 @@ def test_predict_and_export_name_what_they_cannot_use(tmp_path, small_dataset, m
 def _project(tmp_path, monkeypatch, code: str, profile: str = "profile: quick\n"):
     """A checkout whose series is one notebook (01_eda_colour) running ``code``; runs go to tmp/runs."""
     import nbformat as nbf
-    from cellclf_utils.run import runner
+    from cellclf_utils.run import notebook, runner
     root = tmp_path / "project"
     (root / "notebooks" / "profiles").mkdir(parents=True)
     (root / "notebooks" / "profiles" / "quick.yaml").write_text(profile)
@@ -165,7 +165,7 @@ def _project(tmp_path, monkeypatch, code: str, profile: str = "profile: quick\n"
     nb.cells = [params, nbf.v4.new_code_cell("import json, os, pathlib, time\n"
                                              "d = pathlib.Path(os.environ['CELLCLF_RUNS']) / run_id / '01_eda_colour'\n"
                                              + code)]
-    nb.metadata["kernelspec"] = {"name": runner.KERNEL, "display_name": "cellclf", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": notebook.KERNEL, "display_name": "cellclf", "language": "python"}
     nbf.write(nb, root / "notebooks" / "01_eda_colour.ipynb")
     monkeypatch.setenv("CELLCLF_ROOT", str(root))
     monkeypatch.setenv("CELLCLF_RUNS", str(tmp_path / "runs"))

@@ -46,7 +46,8 @@ def _cmd_run(a) -> int:
         logging.getLogger("papermill").setLevel(logging.INFO)
     try:
         index = run_series(a.profile, a.data, a.classes, a.run_id, a.only, a.resume, overrides,
-                           a.log_output, a.hide_code, progress=not a.no_progress_bar, wait=a.wait)
+                           a.log_output, a.hide_code, progress=not a.no_progress_bar, wait=a.wait,
+                           executor=a.executor, address=a.address, gpus_per_fold=a.gpus_per_fold)
     except RunError as e:
         print(f"cellclf run: {e}", file=sys.stderr)
         return 1
@@ -165,6 +166,14 @@ def _run_parsers(sub) -> None:
     r.add_argument("--log-output", action="store_true", help="stream notebook output (for CI logs)")
     r.add_argument("--no-progress-bar", action="store_true", help="no live line per stage (fold, epoch, last validation score)")
     r.add_argument("--hide-code", action="store_true", help="leave code cells out of the HTML pages")
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: one stage after another in this process (default); ray: every stage's folds as "
+                        "Ray tasks side by side (needs the ray extra and a run folder every worker sees)")
+    r.add_argument("--address", default=None, help="with --executor ray: the cluster, e.g. ray://head:10001 "
+                                                   "(default: RAY_ADDRESS, else Ray on this machine)")
+    r.add_argument("--gpus-per-fold", type=float, default=1.0, metavar="F",
+                   help="with --executor ray: the share of a card each job asks for (0.5: two folds per card; "
+                        "ignored where the cluster has no cards)")
     r.set_defaults(func=_cmd_run)
     rep = sub.add_parser("report", help="(re)write a run's HTML pages and index.html")
     rep.add_argument("run_dir", help="the run folder, runs/<run_id>")

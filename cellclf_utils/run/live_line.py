@@ -29,11 +29,11 @@ def describe(state: dict) -> str:
 
 
 def _files(stage_dir: Path) -> list[Path]:
-    """Return the stage's progress files: beside its folds (06: in each teacher's round folder)."""
+    """Return the stage's progress files: in its folds' folders (06: its students')."""
     return list(Path(stage_dir).rglob(layout.PROGRESS))
 
 
-def _read(stage_dir: Path) -> dict:
+def read(stage_dir: Path) -> dict:
     """Return the newest progress state under ``stage_dir`` ({} when none is readable yet)."""
     try:
         newest = max(_files(stage_dir), key=lambda p: p.stat().st_mtime, default=None)
@@ -41,6 +41,12 @@ def _read(stage_dir: Path) -> dict:
     except (OSError, ValueError):
         return {}  # being replaced: the next poll reads it
     return state if isinstance(state, dict) and {"fold", "folds", "epoch", "epochs"} <= state.keys() else {}
+
+
+def remove_progress(stage_dir: Path) -> None:
+    """Delete the stage's progress files (the stage ended, or starts afresh)."""
+    for p in _files(stage_dir) if Path(stage_dir).is_dir() else []:
+        p.unlink(missing_ok=True)
 
 
 class LiveLine:
@@ -58,7 +64,7 @@ class LiveLine:
 
     def line(self) -> str:
         """Return the line as it stands: label, progress, seconds so far."""
-        text = describe(_read(self.dir))
+        text = describe(read(self.dir))
         return f"{self.label}" + (f" · {text}" if text else "") + f" · {time.time() - self._started:.0f} s"
 
     def _show(self) -> None:
@@ -66,21 +72,17 @@ class LiveLine:
             self.stream.write("\r\033[K" + self.line())
             self.stream.flush()
             return
-        state = describe(_read(self.dir))
+        state = describe(read(self.dir))
         if state and state != self._last:
             self._last = state
             print(self.line(), file=self.stream, flush=True)
-
-    def _remove(self) -> None:
-        for p in _files(self.dir) if self.dir.is_dir() else []:
-            p.unlink(missing_ok=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval):
             self._show()
 
     def __enter__(self) -> "LiveLine":
-        self._remove()  # a resumed stage starts its line afresh
+        remove_progress(self.dir)  # a resumed stage starts its line afresh
         self._started = time.time()
         print(self.label + " …", file=self.stream, end="" if self.live else "\n", flush=True)
         self._thread.start()
@@ -91,5 +93,5 @@ class LiveLine:
         self._thread.join()
         end = "done" if kind is None else "stopped"
         seconds = time.time() - self._started
-        self._remove()  # the line's source; the stage's own files say the rest
+        remove_progress(self.dir)  # the line's source; the stage's own files say the rest
         print(("\r\033[K" if self.live else "") + f"{self.label}: {end} in {seconds:.0f} s", file=self.stream, flush=True)

@@ -14,19 +14,11 @@ from .. import paths
 from ..atomic import atomic_write
 from ..config import STAGES, ParameterError, profiles, stage_name
 from ..config.validate import value
-from ..report import stage_html, write_report
-from ..report.notebook_noise import clean_file
+from ..report import write_report
 from ..runfolder import RunFolderError, StageFolder, layout, lock, read_yaml
-from . import kernel
 from .live_line import LiveLine
+from .notebook import RunError, run_stage
 from .stage import StageFinishedError, new_run_id, refuse_finished
-
-KERNEL = "cellclf"
-
-
-class RunError(RuntimeError):
-    """A series run that stopped; the message names the stage and what to do."""
-
 
 def notebooks() -> list[Path]:
     """Return the series' notebooks in order (notebooks/NN_*.ipynb; NNb_*.ipynb sorts after NN_)."""
@@ -88,28 +80,6 @@ def plan_run(settings: profiles.Settings, run_id: str | None, chosen: list[Path]
     return run_dir, {nb.stem: {**settings.passed(nb.stem), "run_id": run_id} for nb in chosen}
 
 
-def _execute(nb: Path, out: Path, parameters: dict, log_output: bool, resume_hint: str):
-    """Run one notebook through papermill into ``out``; RunError naming the stage when it fails."""
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
-    try:
-        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name=KERNEL, cwd=str(Path.cwd()),
-                            progress_bar=False, log_output=log_output,
-                            **kernel.engine_options(out.parent / layout.KERNEL_LOG))
-    except pm.PapermillExecutionError as e:
-        _try_html(out)
-        raise RunError(f"stage {nb.stem} failed: {e.ename}: {e.evalue}\n  executed notebook: {out}\n"
-                       f"  fix the cause, then continue with: {resume_hint}") from None
-    except DeadKernelError:
-        _try_html(out)
-        raise RunError(f"stage {nb.stem}: its kernel died (killed, or out of memory: try a smaller "
-                       f"image_size or batch_size)\n  executed notebook so far: {out}\n"
-                       f"  finished folds are kept; continue with: {resume_hint}") from None
-    except KeyboardInterrupt:  # Ctrl-C: the same way back as a failure
-        raise RunError(f"stage {nb.stem} interrupted\n  finished folds are kept; continue with: {resume_hint}") from None
-    _tidy(out)
-
-
 def _settings(profile: str | None, data, classes, overrides, run_id: str | None, resume: bool) -> profiles.Settings:
     """Return the run's Settings: with ``resume`` and nothing else given, those the run recorded
     in its params.yaml; otherwise the profile (default quick) with the command line on top."""
@@ -126,12 +96,16 @@ def _settings(profile: str | None, data, classes, overrides, run_id: str | None,
 def run_series(profile: str | None = None, data: str | None = None, classes: str | None = None,
                run_id: str | None = None, only: str | None = None, resume: bool = False,
                overrides: dict | None = None, log_output: bool = False, hide_code: bool = False,
-               progress: bool = True, wait: bool = False) -> Path:
+               progress: bool = True, wait: bool = False, executor: str = "local", address: str | None = None,
+               gpus_per_fold: float = 1.0) -> Path:
     """Run the series' notebooks in order into runs/<run_id>/ and write the report; return the
     path of index.html. Finished stages are skipped with ``resume`` and refused without it; a
     failing stage stops the run with a RunError naming it. ``resume`` with only a run id takes
     the run's recorded profile, data, classes and parameters. The run's lock is held throughout:
-    a second writer is refused naming this one (``wait``: it waits for the lock)."""
+    a second writer is refused naming this one (``wait``: it waits for the lock). ``executor``
+    'ray' runs the stages' folds side by side as Ray tasks (``ray_executor``), at ``address``
+    (None: RAY_ADDRESS, else Ray on this machine), each asking for ``gpus_per_fold`` of a card."""
+    _check_executor(executor, gpus_per_fold)
     settings = _settings(profile, data, classes, overrides, run_id, resume)
     chosen = select(notebooks(), only)
     run_dir, passed = plan_run(settings, run_id, chosen, resume)
@@ -146,7 +120,12 @@ def run_series(profile: str | None = None, data: str | None = None, classes: str
         _check_run(run_dir, settings.record(), chosen, resume)  # again: another writer may have finished meanwhile
         if not (run_dir / layout.PARAMS_YAML).exists():
             atomic_write(run_dir / layout.PARAMS_YAML, yaml.safe_dump(settings.record(), sort_keys=True))
-        _run_stages(run_dir, chosen, passed, only, log_output, progress)
+        hint = _resume_hint(run_dir, only, executor, address)
+        if executor == "ray":
+            from . import ray_executor
+            ray_executor.run_jobs(run_dir, chosen, passed, hint, address, gpus_per_fold, progress and not log_output)
+        else:
+            _run_stages(chosen, run_dir, passed, hint, log_output, progress)
     finally:
         held.release()
         if before is None:
@@ -156,41 +135,34 @@ def run_series(profile: str | None = None, data: str | None = None, classes: str
     return write_report(run_dir, hide_code=hide_code)
 
 
-def _run_stages(run_dir: Path, chosen: list[Path], passed: dict, only: str | None, log_output: bool,
+def _resume_hint(run_dir: Path, only: str | None, executor: str, address: str | None) -> str:
+    """Return the command that continues the run (its params.yaml holds everything else)."""
+    return (f"cellclf run --run-id {run_dir.name} --resume" + (f" --only {only}" if only else "")
+            + (f" --executor {executor}" if executor != "local" else "") + (f" --address {address}" if address else ""))
+
+
+def _check_executor(executor: str, gpus_per_fold: float) -> None:
+    """Raise RunError, before anything is written, for an unknown executor, a missing Ray or a
+    share of a card out of range."""
+    if executor not in ("local", "ray"):
+        raise RunError(f"--executor {executor!r}: use local (one stage after another here) or ray")
+    if executor == "ray":
+        from . import ray_executor
+        ray_executor.require()
+        if not 0 < gpus_per_fold <= 8:
+            raise RunError(f"--gpus-per-fold {gpus_per_fold}: give a share of a card above 0 (0.5 packs two "
+                           "folds on a card) and at most 8")
+
+
+def _run_stages(chosen: list[Path], run_dir: Path, passed: dict, hint: str, log_output: bool,
                 progress: bool) -> None:
-    """Execute the chosen stages' notebooks in order, skipping finished ones."""
-    # the run's params.yaml holds everything else, so this is the whole command
-    hint = f"cellclf run --run-id {run_dir.name} --resume" + (f" --only {only}" if only else "")
+    """Execute the chosen stages' notebooks in order here, skipping finished ones."""
     for i, nb in enumerate(chosen, 1):
         stage = StageFolder(run_dir / nb.stem)
         if stage.is_finished:
             print(f"[{i}/{len(chosen)}] {nb.stem}: finished earlier, skipped (--resume)")
             continue
-        stage.dir.mkdir(parents=True, exist_ok=True)
-        out = stage.file(layout.NOTEBOOK)
         label = f"[{i}/{len(chosen)}] {nb.stem}"
         # streamed output (--log-output) and a live line would cut through each other
         with LiveLine(stage.dir, label) if progress and not log_output else nullcontext():
-            _execute(nb, out, passed[nb.stem], log_output, hint)
-        if not stage.is_finished:
-            raise RunError(f"stage {nb.stem} ran to the end without writing {layout.METRICS}; "
-                           f"its last cell must call st.finish(...) (see {out})")
-
-
-def _tidy(nb_path: Path) -> None:
-    """Take the libraries' start-up lines out of the executed notebook; never raises (the
-    notebook as papermill wrote it is kept then)."""
-    try:
-        if nb_path.is_file():
-            clean_file(nb_path)
-    except Exception as e:  # a page with noise is better than a run stopped for it
-        print(f"(could not clean {nb_path}: {e})", file=sys.stderr)
-
-
-def _try_html(nb_path: Path) -> None:
-    """Render a failed stage's notebook so the error can be read in a browser; never raises."""
-    _tidy(nb_path)
-    try:
-        stage_html(nb_path)
-    except Exception as e:  # the RunError being raised matters more
-        print(f"(could not render {nb_path} to HTML: {e})", file=sys.stderr)
+            run_stage(nb, passed[nb.stem], stage.dir, log_output, hint)

@@ -14,16 +14,14 @@ import math
 
 import pandas as pd
 
-ENSEMBLE = "07_ensemble"
+from . import graph
 
 
-def _depends_on(stage: str, earlier: list[str]) -> list[str]:
-    """Return the rows ``stage`` waits for: 06's row names its teacher ('06_pseudo_labelling
-    (03_xception)'), the ensemble waits for everything before it, the rest only for 01."""
-    _, _, teacher = stage.partition(" (")
-    if teacher:
-        return [teacher.rstrip(")")]
-    return list(earlier) if stage == ENSEMBLE else []
+def _depends_on(row: str, earlier: list[str]) -> list[str]:
+    """Return the rows ``row`` waits for (``graph.waits_for``); 06's row names its teacher:
+    '06_pseudo_labelling (03_xception)'."""
+    stage, _, teacher = row.partition(" (")
+    return graph.waits_for(stage, earlier, teacher.rstrip(")"))
 
 
 def wall_seconds(table: pd.DataFrame, workers: int) -> float:

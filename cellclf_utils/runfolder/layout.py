@@ -11,7 +11,7 @@
             notebook.ipynb          the executed notebook (papermill)
             notebook.html           its page
             kernel.log              the kernel process's own output (library start-up lines)
-            progress.json           while a trained stage runs: its fold, epoch and last score
+            job.log, job.json       --executor ray: the stage job's output; where and when it ran (pid, host, attempt)
             params.json             the stage's validated parameters (written first)
             oof.csv                 id,fold,label,p_<class>...: out-of-fold probabilities
             test.csv                id,p_<class>...: test probabilities (mean over folds)
@@ -26,7 +26,9 @@
                 model.skops         the fold's fitted scikit-learn pipeline (02b, 02c)
                 preds.npz           val_idx, val, val_plain[, test]
                 history.csv         the fold's epochs
+                progress.json       while the fold trains: its epoch and last score (removed when the stage ends)
                 done.json           written last: the fold is finished
+                job.log, job.json   --executor ray: the fold job's output; where and when it ran
             <teacher>/round<r>/fold<k>/   06: the student's folds, per teacher and round
             metrics.json            written last: the stage is finished when it is there and readable
 """
@@ -40,6 +42,8 @@ INDEX_HTML = "index.html"
 NOTEBOOK = "notebook.ipynb"
 NOTEBOOK_HTML = "notebook.html"
 KERNEL_LOG = "kernel.log"
+JOB_LOG = "job.log"                # --executor ray: a job's output, in its stage's or fold's folder
+JOB_INFO = "job.json"              # --executor ray: the job's last attempt (pid, host, attempt, started)
 PROGRESS = "progress.json"
 STAGE_PARAMS = "params.json"
 METRICS = "metrics.json"

@@ -4,11 +4,11 @@ learning-rate schedules, pseudo-labelling, and the device side (precision, memor
 images, compile cache).
 
 Entry points: ``cross_validate(build, x, y, fold_of, x_test, params, stage_dir) -> CVResult``,
-``fit_fold``, ``signature``, ``BestEpoch``, ``schedules.make_optimizer``, ``pseudo``.
+``train_fold`` (one fold alone, as a fold job), ``fit_fold``, ``signature``, ``BestEpoch``, ``schedules.make_optimizer``, ``pseudo``.
 """
 from .callbacks import BestEpoch
-from .cross_validation import cross_validate
+from .cross_validation import cross_validate, train_fold
 from .fold import fit_fold
 from .resume import ResumeMismatchError, signature
 
-__all__ = ["BestEpoch", "cross_validate", "fit_fold", "ResumeMismatchError", "signature"]
+__all__ = ["BestEpoch", "cross_validate", "train_fold", "fit_fold", "ResumeMismatchError", "signature"]

@@ -30,11 +30,10 @@ def _with_batch_size(build: Callable[[], keras.Model], params: dict) -> dict:
     return {**params, "batch_size": batch_size}
 
 
-def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict,
-                   stage_dir: Path, extra_for_fold: Callable[[int], tuple] | None = None) -> CVResult:
-    """Train one model per fold (``fold_of[i]`` is image i's validation fold) and return
-    out-of-fold and fold-averaged test probabilities. ``extra_for_fold(fold)`` may add
-    ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
+def _fold_fitter(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict, stage_dir: Path,
+                 extra_for_fold: Callable[[int], tuple] | None) -> Callable[[int, np.ndarray, np.ndarray], FoldResult]:
+    """Return ``fit(fold, train_idx, val_idx)`` for the folds of ``fold_of``, with what they
+    share settled first: the batch size, the schedule's length and the compiled steps."""
     compile_cache.enable()
     params = _with_batch_size(build, params)
     folds = splits(fold_of)
@@ -53,8 +52,32 @@ def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, para
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")
         return r
 
-    cv = fold_loop(fit, fold_of)
+    return fit
+
+
+def _clear() -> None:
     policy = keras.mixed_precision.global_policy()
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(policy)  # clear_session resets it to float32
+
+
+def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict,
+                   stage_dir: Path, extra_for_fold: Callable[[int], tuple] | None = None) -> CVResult:
+    """Train one model per fold (``fold_of[i]`` is image i's validation fold) and return
+    out-of-fold and fold-averaged test probabilities. ``extra_for_fold(fold)`` may add
+    ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
+    cv = fold_loop(_fold_fitter(build, x, y, fold_of, x_test, params, stage_dir, extra_for_fold), fold_of)
+    _clear()
     return cv
+
+
+def train_fold(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict, stage_dir: Path,
+               fold: int) -> FoldResult | None:
+    """Train (or load, when finished) fold ``fold`` alone, exactly as ``cross_validate`` trains it
+    among the others: a fold job of the Ray executor. None when ``fold_of`` has no such fold."""
+    chosen = [(tr, va) for f, tr, va in splits(fold_of) if f == fold]
+    if not chosen:
+        return None
+    r = _fold_fitter(build, x, y, fold_of, x_test, params, stage_dir, None)(fold, *chosen[0])
+    _clear()
+    return r

@@ -57,7 +57,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     trainers = trainers if trainers is not None else Trainers()
     f = prepare(build, x, y, train_idx, val_idx, params, fold, steps, extra, trainers)
     epochs = params["epochs"] + (params.get("head_epochs", 0) if f.has_base else 0)
-    f.fit["callbacks"].append(EpochProgress(Path(fold_dir).parent / layout.PROGRESS, fold, params.get("folds", 1),
+    f.fit["callbacks"].append(EpochProgress(Path(fold_dir) / layout.PROGRESS, fold, params.get("folds", 1),
                                             epochs, f.n_train))
     t0 = time.time()
     init_head(f, x[train_idx], y[train_idx], params, fold, trainers)
@@ -87,6 +87,7 @@ def prepare(build, x, y, train_idx, val_idx, params: dict, fold: int, steps: int
     """Build the fold's model, put its training images (pseudo-labelled ones after them) on the
     device and return what its phases share."""
     model = build()
+    _reseed(model, params["seed"] * 100 + fold)
     trainers.bind(model)
     n_classes, bs = model.output_shape[-1], params["batch_size"]
     mixed = bool(params.get("mixup", 0) or params.get("cutmix", 0))
@@ -116,6 +117,15 @@ def prepare(build, x, y, train_idx, val_idx, params: dict, fold: int, steps: int
     fit |= dict(batch_size=bs, shuffle=True, callbacks=[best], verbose=2)
     has_base = any(layer.name == "base" for layer in model.layers)
     return FoldTraining(model, best, fit, steps, params["seed"] * 100 + fold, len(x_train), mixed, has_base)
+
+
+def _reseed(model: keras.Model, seed: int) -> None:
+    """Restart the random draws of the model's layers (augmentation, dropout) from ``seed``, so
+    a fold draws the same whether it follows other folds on one model or runs alone (a fold job)."""
+    states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    for i, state in enumerate(states):
+        # a first element of its own per generator: the second one only counts draws
+        state.assign(keras.ops.convert_to_tensor([(seed * 1009 + i) % 2**31, 0], dtype=state.dtype))
 
 
 def init_head(f: FoldTraining, x_train, y_train, params: dict, fold: int, trainers: Trainers) -> None:

@@ -1,7 +1,8 @@
 """The training stage's progress as a file the run can read while the kernel works:
-``progress.json`` beside the stage's fold folders (06: beside each student's) holds the fold, the
-epoch and the last validation scores, rewritten atomically at each fold's start and after every
-epoch. ``cellclf run`` shows it as its live line and removes it when the stage ends."""
+``progress.json`` in the fold's folder (06: in each student's) holds the fold, the epoch and the
+last validation scores, rewritten atomically at the fold's start and after every epoch.
+``cellclf run`` shows the newest of a stage's as its live line (``--executor ray``: each running
+fold's) and removes them when the stage ends."""
 from __future__ import annotations
 
 import time
