@@ -20,13 +20,18 @@ from ..runfolder import layout, lock
 FAILED = "FAILED "
 # what a job takes from the driver's environment as it is
 PASSED_ON = ("KERAS_BACKEND", "CELLCLF_PRECISION", "CELLCLF_COMPILE_CACHE", "CELLCLF_ROOT", "PYTHONHASHSEED",
-             "TF_CPP_MIN_LOG_LEVEL", "KERAS_HOME")
+             "TF_CPP_MIN_LOG_LEVEL", "KERAS_HOME", "OMP_NUM_THREADS")
+# what a job never takes from its worker: Ray sets OMP_NUM_THREADS to the task's CPUs (1), and
+# BLAS on one thread sums in another order than the local runner's kernel (02b's probabilities
+# differed by 1e-4); the driver's own value, if any, comes through PASSED_ON
+DRIVER_ONLY = ("OMP_NUM_THREADS",)
 
 
 def environment(run_dir: Path, cache_dir: Path, gpus_per_job: float, driver_env: dict) -> dict:
-    """Return the variables a job process sets on top of its worker's environment: the driver's
-    backend and precision, the run and image cache folders, the run lock's holder; on a card it
-    shares (``gpus_per_job`` < 1), JAX allocating as it goes, within its share of the memory."""
+    """Return the variables a job process sets on top of its worker's environment (less
+    ``DRIVER_ONLY``): the driver's backend, precision and thread count, the run and image cache
+    folders, the run lock's holder; on a card it shares (``gpus_per_job`` < 1), JAX allocating
+    as it goes, within its share of the memory."""
     env = {k: driver_env[k] for k in PASSED_ON if k in driver_env}
     env.setdefault("KERAS_BACKEND", "tensorflow")  # said explicitly: Keras remembers a backend in ~/.keras
     env |= {"CELLCLF_RUNS": str(Path(run_dir).parent), "CELLCLF_CACHE": str(cache_dir),
@@ -46,6 +51,7 @@ def folder(run_dir: Path, stage: str, fold: int | None) -> Path:
 
 def _train_fold(run_dir: Path, stage: str, params: dict, fold: int) -> None:
     """Train fold ``fold`` of ``stage`` as its notebook would (or load it, when finished)."""
+    # imported here: the driver imports this module for ``folder`` and ``environment`` only
     from ..config import defaults, validate
     from ..train import train_fold
     from .stage import Stage, resolve_auto_weights

@@ -24,7 +24,7 @@ from pathlib import Path
 from .. import paths
 from ..atomic import write_json
 from ..config import defaults
-from ..runfolder import Fold, StageFolder, layout, read_json
+from ..runfolder import Fold, RunFolderError, StageFolder, layout, read_json
 from . import graph, job
 from .live_line import describe, read, remove_progress
 from .notebook import RunError
@@ -59,7 +59,7 @@ def _attempt(folder: Path) -> int:
     """Return this attempt's number, recorded in the job's job.json with where it runs."""
     try:
         attempt = int(read_json(folder / layout.JOB_INFO).get("attempt", 0)) + 1
-    except Exception:  # no earlier attempt (or its record cut short)
+    except (RunFolderError, TypeError, ValueError):  # no earlier attempt, or its record cut short
         attempt = 1
     write_json(folder / layout.JOB_INFO, {"pid": os.getpid(), "host": socket.gethostname(), "attempt": attempt,
                                           "started": datetime.now().isoformat(timespec="seconds")})
@@ -84,7 +84,8 @@ def run_job(spec: dict, env: dict, cwd: str, *_needed) -> dict:
     log_path = folder / layout.JOB_LOG
     with open(log_path, "ab") as log:
         rc = subprocess.run([sys.executable, "-m", "cellclf_utils.run.job", json.dumps(spec)],
-                            env={**os.environ, **env}, cwd=cwd if Path(cwd).is_dir() else None,
+                            env={**{k: v for k, v in os.environ.items() if k not in job.DRIVER_ONLY}, **env},
+                            cwd=cwd if Path(cwd).is_dir() else None,
                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent).returncode
     if rc:
         raise JobFailed(_failure(log_path, rc, spec["key"]))
@@ -117,11 +118,14 @@ def _init(ray, address: str | None) -> bool:
 
 
 def _resources(ray, gpus_per_fold: float) -> dict:
-    """Return what each task asks for: a CPU, and ``gpus_per_fold`` of a card where there are cards."""
-    if ray.cluster_resources().get("GPU", 0) > 0:
-        return {"num_cpus": 1, "num_gpus": gpus_per_fold}
-    print("ray: no GPU in the cluster, one job per CPU core", file=sys.stderr, flush=True)
-    return {"num_cpus": 1}
+    """Return what each task asks for: a CPU, and ``gpus_per_fold`` of a card where there are
+    cards; say what the cluster has."""
+    have = ray.cluster_resources()
+    cpus, gpus = int(have.get("CPU", 0)), int(have.get("GPU", 0))
+    asks = {"num_cpus": 1, "num_gpus": gpus_per_fold} if gpus else {"num_cpus": 1}
+    print(f"ray: {cpus} CPU(s), {gpus} GPU(s); each job asks for 1 CPU"
+          + (f" and {gpus_per_fold:g} of a GPU" if gpus else " (no GPU: one job per core)"), file=sys.stderr, flush=True)
+    return asks
 
 
 def run_jobs(run_dir: Path, notebooks: list[Path], passed: dict, resume_hint: str, address: str | None = None,

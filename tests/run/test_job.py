@@ -14,7 +14,9 @@ def test_a_job_takes_the_drivers_backend_and_precision_and_the_runs_folders():
     assert env["KERAS_BACKEND"] == "jax" and env["CELLCLF_PRECISION"] == "float32"
     assert env["CELLCLF_RUNS"] == "/shared/runs" and env["CELLCLF_CACHE"] == "/shared/cache"
     assert env[lock.HOLDER_ENV] == "4242"  # its stage writes under the driver's lock
-    assert "HOME" not in env  # the rest is the worker's own
+    assert "HOME" not in env and "OMP_NUM_THREADS" not in env  # the rest is the worker's own
+    # ... less the thread count Ray sets per task: the driver's (here: none) computes as the local runner
+    assert "OMP_NUM_THREADS" in job.DRIVER_ONLY
     assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
 
 
