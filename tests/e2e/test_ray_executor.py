@@ -84,13 +84,19 @@ def _wait_for_a_fold_done_and_one_training(stage_dir, proc, timeout=600):
 LONG = ("--only", "04", "-p", "folds", "3", "-p", "epochs", "8", "--no-progress-bar")
 
 
+def _caught_mid_fold(tiny, env, tmp_path, run_id):
+    """Start the LONG run; return it once a fold is finished and another trains, with the
+    finished folds' file hashes."""
+    args, here = _ray_run(tiny, env, tmp_path, run_id, *LONG)
+    proc = _start(args, here)
+    stage = tmp_path / run_id / "04_vgg16"
+    done, training = _wait_for_a_fold_done_and_one_training(stage, proc)
+    return args, here, proc, stage, done, training, {f.name: _hashes(f) for f in done}
+
+
 @pytest.mark.xdist_group("ray")
 def test_a_worker_killed_mid_fold_is_retried_and_only_that_fold_trains_again(tiny, env, tmp_path):
-    args, here = _ray_run(tiny, env, tmp_path, "kill1", *LONG)
-    proc = _start(args, here)
-    stage = tmp_path / "kill1" / "04_vgg16"
-    done, victim = _wait_for_a_fold_done_and_one_training(stage, proc)
-    before = {f.name: _hashes(f) for f in done}
+    args, here, proc, stage, done, victim, before = _caught_mid_fold(tiny, env, tmp_path, "kill1")
     os.kill(json.loads((victim / "job.json").read_text())["pid"], signal.SIGKILL)  # the Ray worker running it
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, out[-3000:] + err[-6000:]
@@ -102,11 +108,7 @@ def test_a_worker_killed_mid_fold_is_retried_and_only_that_fold_trains_again(tin
 
 @pytest.mark.xdist_group("ray")
 def test_a_killed_driver_resumes_with_resume_skipping_finished_folds(tiny, env, tmp_path):
-    args, here = _ray_run(tiny, env, tmp_path, "resume1", *LONG)
-    proc = _start(args, here)
-    stage = tmp_path / "resume1" / "04_vgg16"
-    done, _ = _wait_for_a_fold_done_and_one_training(stage, proc)
-    before = {f.name: _hashes(f) for f in done}
+    args, here, proc, stage, done, _, before = _caught_mid_fold(tiny, env, tmp_path, "resume1")
     os.killpg(proc.pid, signal.SIGKILL)  # the driver (and the Ray instance it started)
     proc.communicate()
     r = _run(args + ["--resume"], here)
