@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ..runfolder import layout, lock
+from .notebook import RunError, failed, run_stage
 
 FAILED = "FAILED "
 # what a job takes from the driver's environment as it is
@@ -66,7 +67,6 @@ def _train_fold(run_dir: Path, stage: str, params: dict, fold: int) -> None:
 
 def run(spec: dict) -> None:
     """Run the job ``spec`` describes; RunError (or the stage's own error) when it fails."""
-    from .notebook import run_stage
     run_dir = Path(spec["run_dir"])
     if spec.get("fold") is None:
         run_stage(Path(spec["notebook"]), spec["params"], run_dir / spec["stage"], False, spec["resume_hint"])
@@ -75,7 +75,6 @@ def run(spec: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from .notebook import RunError, failed
     spec = json.loads(argv[0])
     print(f"job {spec['stage']}" + ("" if spec.get("fold") is None else f" fold {spec['fold']}")
           + f": pid {os.getpid()}, KERAS_BACKEND={os.environ.get('KERAS_BACKEND')}", flush=True)

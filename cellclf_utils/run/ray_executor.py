@@ -94,14 +94,15 @@ def run_job(spec: dict, env: dict, cwd: str, *_needed) -> dict:
 
 def _specs(run_dir: Path, notebooks: list[Path], passed: dict, resume_hint: str) -> list[tuple[graph.Job, dict]]:
     """Return the run's jobs, each with the spec its process reads."""
-    stages = [nb.stem for nb in notebooks]
+    by_stage = {nb.stem: nb for nb in notebooks}
+    stages = list(by_stage)
     effective = {s: {**defaults(s), **passed[s]} for s in stages}
     folds = {s: int(P["folds"]) for s, P in effective.items() if "folds" in P}
     teacher = str(effective.get(graph.PSEUDO, {}).get("teacher", ""))
     jobs = graph.jobs(stages, folds, teacher, lambda s: StageFolder(run_dir / s).is_finished,
                       lambda s, k: Fold(run_dir / s / layout.fold_dir(k)).is_done)
     return [(j, {"key": j.key, "run_dir": str(run_dir), "stage": j.stage, "fold": j.fold,
-                 "notebook": str(notebooks[stages.index(j.stage)]),
+                 "notebook": str(by_stage[j.stage]),
                  "params": passed[j.stage], "resume_hint": resume_hint}) for j in jobs]
 
 
