@@ -26,8 +26,10 @@ def _ray_run(tiny, env, runs, run_id, *extra):
 
 
 def _hashes(fold_dir):
+    """The fold's results: its files less the job's own record and the progress line's source
+    (removed when the stage ends)."""
     return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(fold_dir.iterdir())
-            if p.name not in ("job.json", "job.log")}
+            if p.name not in ("job.json", "job.log", "progress.json")}
 
 
 def _attempts(fold_dir) -> int:
