@@ -109,6 +109,15 @@ SPECS: dict[str, Spec] = {
     "head_init": Spec(str, "random", "the new head's start: random, or probe (a logistic regression fitted on the "
                                      "frozen backbone's features of the fold's training images, then fine-tuned: "
                                      "LP-FT)", choices=HEAD_INITS),
+    "ema": Spec(float, 0.0, "fine-tuning: keep an exponential moving average of the weights with this momentum "
+                            "(Keras' use_ema), and score and keep each epoch with the average (0 = off; e.g. 0.99)",
+                check=lambda x: 0 <= x < 1, allowed="0 <= ema < 1"),
+    "swa_epochs": Spec(int, 0, "fine-tuning: keep the mean of the weights of its last this many epochs (SWA) "
+                               "instead of the best epoch (0 = off)", check=lambda x: x >= 0, allowed=">= 0"),
+    "backbone_lr": Spec(float, 1.0, "fine-tuning: the learning rate of the backbone's first trainable layer as a "
+                                    "fraction of lr, rising geometrically layer by layer to lr at its top; the head "
+                                    "trains at lr (1 = one rate for all)", check=lambda x: 0 < x <= 1,
+                        allowed="0 < backbone_lr <= 1"),
     "mixup": Spec(float, 0.0, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
                   check=lambda x: 0 <= x <= 10, allowed="0 <= mixup <= 10"),
     "cutmix": Spec(float, 0.0, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
@@ -142,8 +151,8 @@ _TRAINING = (*_DATA, *_FOLDS, "limit", "image_size", "batch_size", "epochs", "lr
              "pooling", "dropout", "augment", "class_weight", "label_smoothing", "monitor", "patience", "tta", "gradcam",
              "keep_models")
 _FINETUNE = (*_DATA, *_FOLDS, "limit", "backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
-             "head_init", "freeze_bn", "image_size", "batch_size", "epochs", "lr", "optimizer", "schedule", "pooling",
-             "dropout", "augment", "mixup", "cutmix", "class_weight", "label_smoothing", "monitor", "patience", "tta",
+             "head_init", "freeze_bn", "image_size", "batch_size", "epochs", "lr", "backbone_lr", "optimizer",
+             "schedule", "ema", "swa_epochs", "pooling", "dropout", "augment", "mixup", "cutmix", "class_weight", "label_smoothing", "monitor", "patience", "tta",
              "gradcam", "keep_models")
 
 # every stage: its parameters in the order of its notebook's cell, and where its defaults differ from SPECS'

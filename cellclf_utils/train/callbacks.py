@@ -18,7 +18,9 @@ class BestEpoch(keras.callbacks.Callback):
     ('last' keeps the final epoch). Epochs are counted across fits (training phases);
     ``restore()`` puts the best weights back. ``scored``: the classifier to score and keep
     when the fitted model is a training wrapper around it (MixUp/CutMix). ``patience`` (set
-    per phase; 0 = off) stops the fit after that many epochs without a better score."""
+    per phase; 0 = off) stops the fit after that many epochs without a better score. ``ema``
+    (set per phase): the optimiser keeps a moving average of the weights, and each epoch is
+    scored and kept with that average in place of the trained weights."""
 
     def __init__(self, x_val, y_val, monitor: str, batch_size: int, scored: keras.Model | None = None):
         super().__init__()
@@ -26,6 +28,7 @@ class BestEpoch(keras.callbacks.Callback):
         self.scored = scored
         self.best, self.best_epoch, self.best_weights, self.seen = None, -1, None, 0
         self.patience = 0  # set per phase: fine-tuning stops early, the head warm-up never
+        self.ema = False   # set per phase: fine-tuning may average its weights, the head warm-up never
 
     @property
     def classifier(self) -> keras.Model:
@@ -34,6 +37,20 @@ class BestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         epoch, self.seen = self.seen, self.seen + 1
         logs = logs if logs is not None else {}
+        trained = self._swap_in_average() if self.ema else None
+        self._score(epoch, logs)
+        if trained is not None:  # training goes on from the trained weights, not their average
+            for v, w in zip(self.model.trainable_weights, trained):
+                v.assign(w)
+
+    def _swap_in_average(self) -> list:
+        """Put the optimiser's moving average in the fitted model's trained weights; return the
+        trained values."""
+        trained = [keras.ops.copy(v.value) for v in self.model.trainable_weights]
+        self.model.optimizer.finalize_variable_values(self.model.trainable_weights)
+        return trained
+
+    def _score(self, epoch: int, logs: dict) -> None:
         p = predict_proba(self.classifier, self.x_val, self.batch_size).astype(np.float64)
         p_true = np.clip(p[np.arange(len(self.y_val)), self.y_val], 1e-7, 1.0)
         logs["val_loss"] = float(-np.log(p_true).mean())
@@ -58,6 +75,35 @@ class BestEpoch(keras.callbacks.Callback):
         for v, w in zip(self.classifier.weights, self.best_weights):
             v.assign(w)
         return self.best_epoch
+
+
+class WeightAverage(keras.callbacks.Callback):
+    """Stochastic weight averaging: the mean of the scored model's weights at the end of each
+    fit epoch from ``first`` (0-based, within the fit) on, kept on the device; ``apply()`` puts
+    it in the model. BatchNormalization statistics are averaged like the rest (exact when they
+    are frozen, as with ``freeze_bn``)."""
+
+    def __init__(self, scored: keras.Model, first: int):
+        super().__init__()
+        self.scored, self.first = scored, first
+        self.mean, self.count = None, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch < self.first:
+            return
+        self.count += 1
+        now = [v.value for v in self.scored.weights]
+        if self.mean is None:
+            self.mean = [keras.ops.copy(w) for w in now]
+        else:
+            self.mean = [m + (keras.ops.cast(w, m.dtype) - m) / self.count for m, w in zip(self.mean, now)]
+
+    def apply(self) -> int:
+        """Set the averaged weights; return how many epochs they average (0: none ran, nothing set)."""
+        if self.mean is not None:
+            for v, m in zip(self.scored.weights, self.mean):
+                v.assign(keras.ops.cast(m, v.dtype))
+        return self.count
 
 
 def snapshot(model: keras.Model) -> list:

@@ -19,7 +19,7 @@ from ..model.inference import inference_model
 from ..model.tta import predict_proba
 from ..shallow import probe
 from ..runfolder import layout
-from .callbacks import BestEpoch
+from .callbacks import BestEpoch, WeightAverage
 from .device import compile_cache
 from .progress import EpochProgress
 from .resume import load_finished, save, signature
@@ -61,9 +61,10 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
                                             epochs, f.n_train))
     t0 = time.time()
     init_head(f, x[train_idx], y[train_idx], params, fold, trainers)
-    histories = [warm_up_head(f, params, trainers), fine_tune(f, params, trainers)]
+    swa = WeightAverage(f.model, max(0, params["epochs"] - params["swa_epochs"])) if params.get("swa_epochs") else None
+    histories = [warm_up_head(f, params, trainers), fine_tune(f, params, trainers, swa)]
     seconds = time.time() - t0
-    best_epoch = f.best.restore()
+    best_epoch = _keep(f, swa, fold)
     history = _history(histories, fold)
     # the trained model predicts (its predict step is compiled once for all folds); the saved
     # inference graph computes the same to float rounding, so `cellclf predict` reproduces these
@@ -147,20 +148,36 @@ def warm_up_head(f: FoldTraining, params: dict, trainers: Trainers) -> pd.DataFr
     restore = backbones.remember_trainable(base)
     base.trainable = False
     phase = trainers.phase("head", params.get("mixup", 0), params.get("cutmix", 0), f.seed)
-    # a fresh head needs a larger step than the pretrained base: 10x lr, constant
-    compile_phase(phase, {**params, "lr": min(10 * params["lr"], 1.0)}, "constant", head_epochs, f.steps, f.mixed)
+    # a fresh head needs a larger step than the pretrained base: 10x lr, constant; its weights
+    # are not averaged (two epochs from a random start)
+    compile_phase(phase, {**params, "lr": min(10 * params["lr"], 1.0), "ema": 0.0}, "constant", head_epochs,
+                  f.steps, f.mixed, f.model)
+    f.best.ema = False
     history = pd.DataFrame(phase.trainer.fit(epochs=head_epochs, **f.fit).history).assign(phase="head")
     restore()  # the fine-tuning freeze policy
     return history
 
 
-def fine_tune(f: FoldTraining, params: dict, trainers: Trainers) -> pd.DataFrame:
-    """Train with the stage's freeze policy and schedule, stopping early after ``patience``
-    epochs without a better score; return its history."""
+def fine_tune(f: FoldTraining, params: dict, trainers: Trainers, swa: WeightAverage | None = None) -> pd.DataFrame:
+    """Train with the stage's freeze policy and schedule (``backbone_lr``: lower rates down the
+    backbone; ``ema``: epochs scored with the weights' moving average), stopping early after
+    ``patience`` epochs without a better score, ``swa`` averaging the last epochs; return its history."""
     phase = trainers.phase("train", params.get("mixup", 0), params.get("cutmix", 0), f.seed)
-    compile_phase(phase, params, params["schedule"], params["epochs"], f.steps, f.mixed)
+    compile_phase(phase, params, params["schedule"], params["epochs"], f.steps, f.mixed, f.model)
     f.best.patience = params.get("patience", 0)  # the head warm-up is short and fixed: never stopped
-    return pd.DataFrame(phase.trainer.fit(epochs=params["epochs"], **f.fit).history).assign(phase="train")
+    f.best.ema = bool(params.get("ema", 0.0))
+    fit = {**f.fit, "callbacks": [*f.fit["callbacks"], *([swa] if swa is not None else [])]}
+    return pd.DataFrame(phase.trainer.fit(epochs=params["epochs"], **fit).history).assign(phase="train")
+
+
+def _keep(f: FoldTraining, swa: WeightAverage | None, fold: int) -> int:
+    """Put the kept weights in the model and return the epoch recorded as kept: with ``swa``, the
+    average of the last epochs (the last epoch's number), else the best epoch by the monitor."""
+    averaged = swa.apply() if swa is not None else 0
+    if not averaged:
+        return f.best.restore()
+    print(f"fold {fold}: kept the average of the last {averaged} epochs' weights (SWA)")
+    return f.best.seen - 1
 
 
 def predict(model: keras.Model, x_val, x_test, params: dict):

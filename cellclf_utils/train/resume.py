@@ -19,7 +19,8 @@ from ..runfolder import Fold, layout
 _NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam", "keep_models", "weights_note")
 # parameters added after runs existed: at their default they are left out of the signature,
 # so folds finished before the parameter existed still resume
-_ADDED_LATER = {"head_init": "random", "freeze_bn": False, "patience": 0}
+_ADDED_LATER = {"head_init": "random", "freeze_bn": False, "patience": 0, "ema": 0.0, "swa_epochs": 0,
+                "backbone_lr": 1.0}
 
 
 class ResumeMismatchError(RuntimeError):

@@ -11,6 +11,8 @@ import math
 import keras
 from keras import ops
 
+from . import layer_rates
+
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 STEP_MILESTONES = (0.80, 0.83, 0.86, 0.89, 0.92, 0.95)
@@ -65,13 +67,18 @@ def lr_at(epoch: float, lr: float, schedule: str, epochs: int, steps_per_epoch: 
     return float(ops.convert_to_numpy(Schedule(schedule, lr, epochs, steps_per_epoch)(step)))
 
 
-def make_optimizer(name: str, learning_rate):
+def make_optimizer(name: str, learning_rate, ema: float = 0.0, scales: list[float] | None = None):
     """Return a Keras optimiser: 'sgd' (momentum 0.9), 'adam', or 'adamw' (weight decay 1e-4).
-    ``learning_rate`` is a float or a Schedule."""
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate)
-    if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=WEIGHT_DECAY)
-    raise ValueError(f"parameter 'optimizer' must be one of {', '.join(OPTIMIZERS)} (got {name!r})")
+    ``learning_rate`` is a float or a Schedule; ``ema`` > 0 keeps an exponential moving average
+    of the weights with that momentum (``finalize_variable_values`` puts it in the model);
+    ``scales``: one learning-rate multiple per trained variable (``layer_rates.scales``)."""
+    classes = {"sgd": (keras.optimizers.SGD, {"momentum": 0.9}), "adam": (keras.optimizers.Adam, {}),
+               "adamw": (keras.optimizers.AdamW, {"weight_decay": WEIGHT_DECAY})}
+    if name not in classes:
+        raise ValueError(f"parameter 'optimizer' must be one of {', '.join(OPTIMIZERS)} (got {name!r})")
+    cls, kwargs = classes[name]
+    if ema:
+        kwargs = {**kwargs, "use_ema": True, "ema_momentum": float(ema)}
+    if scales is not None and any(s != 1 for s in scales):
+        cls, kwargs = layer_rates.with_scales(cls), {**kwargs, "scales": scales}
+    return cls(learning_rate=learning_rate, **kwargs)

@@ -17,6 +17,7 @@ import numpy as np
 from ..model import mixing
 from ..shallow import probe
 from .device import resident
+from . import layer_rates
 from .schedules import Schedule, make_optimizer
 
 
@@ -79,16 +80,20 @@ class Trainers:
         return self.pooled_model
 
 
-def compile_phase(phase: Phase, params: dict, kind: str, epochs: int, steps: int, mixed: bool = False) -> None:
+def compile_phase(phase: Phase, params: dict, kind: str, epochs: int, steps: int, mixed: bool = False,
+                  classifier: keras.Model | None = None) -> None:
     """Compile ``phase.trainer`` for one training phase (``mixed``: a ``mixing.training_model``
-    inside). When it was last compiled with the same settings (the next fold), reset the
+    inside; ``classifier``: the model whose backbone ``backbone_lr`` scales, default the phase's
+    own). When it was last compiled with the same settings (the next fold), reset the
     optimizer's state instead: recompiling would trace the train step again, which costs
     10-70 s for a big backbone."""
     model = phase.trainer
-    key = (params["optimizer"], params["lr"], params.get("label_smoothing", 0.0), kind, epochs, steps,
+    ema, ratio = params.get("ema", 0.0), params.get("backbone_lr", 1.0)
+    key = (params["optimizer"], params["lr"], params.get("label_smoothing", 0.0), kind, epochs, steps, ema, ratio,
            tuple(v.path for v in model.trainable_variables))
     if phase.compiled == key and getattr(model, "optimizer", None) is not None:
-        for v in model.optimizer.variables:  # iterations (drives the schedule), moments, momenta
+        # iterations (drives the schedule and restarts the EMA), moments, momenta
+        for v in model.optimizer.variables:
             if "learning_rate" not in v.path:
                 v.assign(keras.ops.zeros(v.shape, v.dtype))
         return
@@ -98,6 +103,7 @@ def compile_phase(phase: Phase, params: dict, kind: str, epochs: int, steps: int
         loss, acc = mixing.mixed_crossentropy(n_classes, smoothing), mixing.mixed_accuracy(n_classes)
     else:
         loss, acc = keras.losses.CategoricalCrossentropy(label_smoothing=smoothing), "accuracy"
-    model.compile(optimizer=make_optimizer(params["optimizer"], Schedule(kind, params["lr"], epochs, steps)),
-                  loss=loss, metrics=[acc])
+    scales = layer_rates.scales(classifier or phase.inner, model.trainable_variables, ratio)
+    optimizer = make_optimizer(params["optimizer"], Schedule(kind, params["lr"], epochs, steps), ema, scales)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[acc])
     phase.compiled = key
