@@ -11,6 +11,9 @@ Presets (``describe(preset)`` gives the one-line version used in notebooks and r
 - ``seed``: the write-up's ImageDataGenerator geometry as it was (wrap fill, 90% shifts).
 - ``strong``: ``basic`` geometry plus stain (HED), colour, blur and noise jitter, the extra
   augmentation the write-up's author listed but did not get to.
+- ``trivial``: ``basic`` geometry plus ONE photometric operation per image, drawn uniformly
+  with a strength drawn uniformly up to its maximum (TrivialAugment, Müller & Hutter 2021;
+  no policy searched or tuned), among operations that keep a stained cell a stained cell.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from keras import layers, ops
 
 from ..data.colour import HED_FROM_RGB, RGB_FROM_HED
 
-PRESETS = ("none", "basic", "seed", "strong")
+PRESETS = ("none", "basic", "seed", "strong", "trivial")
 
 # `strong` magnitudes, moderate on purpose: colour carries class evidence (hyperchromatic
 # nuclei), so jitter should look like stain-batch variation, not recolour the cell.
@@ -96,6 +99,65 @@ class PixelNoise(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+# `trivial`: each operation's strength at its maximum (drawn per image from 0 to it, either sign)
+TRIVIAL_MAX = {"identity": 0.0, "stain": 0.3, "brightness": 0.25, "contrast": 0.5, "saturation": 0.5,
+               "blur": 1.0, "sharpness": 1.0, "noise": 12.0}
+_BOX = np.full((3, 3, 3, 1), 1 / 9, np.float32)  # 3x3 mean per channel
+
+
+@keras.saving.register_keras_serializable(package="cellclf")
+class TrivialColour(layers.Layer):
+    """One photometric operation per 0..255 image, drawn uniformly from ``TRIVIAL_MAX``'s, at a
+    strength ~ U(0, max) with a random sign: identity; the three stain amounts (HED) each
+    x (1 ± s); brightness ± s x 255; contrast and saturation x (1 ± s) around the image's mean
+    and each pixel's grey; a 3x3 blur mixed in by s; sharpening by s; Gaussian noise of sd s.
+    Every operation is computed for the batch and each image keeps its own: cheap next to the
+    network, one traced graph under every backend. Identity at inference."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _stain(self, x, s):
+        stains = ops.matmul(-ops.log((x + 1.0) / 256.0), ops.convert_to_tensor(HED_FROM_RGB))
+        sign = ops.sign(keras.random.uniform(ops.shape(s)[:-1] + (3,), -1.0, 1.0, seed=self.seed_generator))
+        od = ops.matmul(stains * (1.0 + s * sign), ops.convert_to_tensor(RGB_FROM_HED))
+        return 256.0 * ops.exp(-od) - 1.0
+
+    def _operations(self, x, s, sign):
+        """Return every operation's result on the batch, in ``TRIVIAL_MAX``'s order."""
+        grey, mean = ops.mean(x, axis=-1, keepdims=True), ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        blurred = ops.depthwise_conv(ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect"),
+                                     ops.convert_to_tensor(_BOX), padding="valid")
+        m = TRIVIAL_MAX
+        return [x, self._stain(x, s * m["stain"]), x + sign * s * m["brightness"] * 255.0,
+                mean + (x - mean) * (1.0 + sign * s * m["contrast"]),
+                grey + (x - grey) * (1.0 + sign * s * m["saturation"]),
+                x + (blurred - x) * s * m["blur"], x + (x - blurred) * s * m["sharpness"],
+                x + keras.random.normal(ops.shape(x), seed=self.seed_generator) * s * m["noise"]]
+
+    def call(self, images, training=True):
+        images = ops.cast(images, self.compute_dtype)
+        if not training:
+            return images
+        x = ops.cast(images, "float32")  # float32 whatever the policy, as HEDJitter
+        per_image = tuple(ops.shape(x)[:-3]) + (1, 1, 1)
+        s = keras.random.uniform(per_image, 0.0, 1.0, seed=self.seed_generator)
+        sign = ops.sign(keras.random.uniform(per_image, -1.0, 1.0, seed=self.seed_generator))
+        choice = keras.random.randint(per_image, 0, len(TRIVIAL_MAX), seed=self.seed_generator)
+        out = ops.zeros_like(x)
+        for k, result in enumerate(self._operations(x, s, sign)):
+            out = out + ops.cast(ops.equal(choice, k), "float32") * result
+        return ops.cast(ops.clip(out, 0.0, 255.0), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
 
 
 FILL_MODES = ("reflect", "wrap", "constant", "nearest")
@@ -243,6 +305,11 @@ def _strong(seed: int, grayscale: float) -> list:
     return out
 
 
+def _trivial(seed: int) -> list:
+    """Return `basic` geometry after one photometric operation per image (TrivialColour)."""
+    return [TrivialColour(seed=seed + 20), *_basic(seed)]
+
+
 def pipeline(preset: str, seed: int = 0, grayscale: float = 0.0) -> keras.Sequential | None:
     """Return the augmentation layers for ``preset`` as one Sequential (None for 'none').
 
@@ -253,7 +320,7 @@ def pipeline(preset: str, seed: int = 0, grayscale: float = 0.0) -> keras.Sequen
     if preset == "none":
         return None
     built = {"basic": lambda: _basic(seed), "seed": lambda: _seed(seed),
-             "strong": lambda: _strong(seed, grayscale)}[preset]()
+             "strong": lambda: _strong(seed, grayscale), "trivial": lambda: _trivial(seed)}[preset]()
     return keras.Sequential(built, name=f"augment_{preset}")
 
 
@@ -268,6 +335,10 @@ def describe(preset: str, grayscale: float = 0.0) -> str:
     if preset == "seed":
         return ("seed (write-up's ImageDataGenerator): flips, rotation ±90°, cyclic shift up to 90% "
                 "(wrap), zoom 0.6-1.4x per axis (wrap)")
+    if preset == "trivial":
+        ops_text = ", ".join(f"{k} {v:g}" for k, v in TRIVIAL_MAX.items() if v)
+        return (f"trivial (TrivialAugment): {basic}; one of identity or {ops_text} (largest strength) per "
+                "image, at a uniform random strength")
     s_lo, s_hi = (f / (1 - f) for f in SATURATION)
     grey = f", grayscale p={grayscale:g}" if grayscale else ""
     return (f"strong: {basic}; HED stain jitter (x1±{HED_SCALE:g}, ±{HED_SHIFT:g} OD), "

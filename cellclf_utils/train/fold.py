@@ -176,7 +176,7 @@ def _keep(f: FoldTraining, swa: WeightAverage | None, fold: int) -> int:
     averaged = swa.apply() if swa is not None else 0
     if not averaged:
         return f.best.restore()
-    print(f"fold {fold}: kept the average of the last {averaged} epochs' weights (SWA)")
+    print(f"fold {fold}: kept the mean of its last {averaged} epoch{'s' if averaged > 1 else ''}' weights (SWA)")
     return f.best.seen - 1
 
 

@@ -195,3 +195,19 @@ def test_grayscale_is_a_strong_only_probability():
         augment.pipeline("basic", grayscale=0.5)
     with pytest.raises(ValueError, match="grayscale"):
         augment.pipeline("strong", grayscale=1.5)
+
+
+def test_trivial_changes_each_image_by_one_operation_at_most_its_largest_strength():
+    """TrivialColour alone (no geometry): about 1 image in 8 draws the identity and is left as
+    it was; the rest change, by strengths drawn from nothing to a lot."""
+    x = np.repeat(_cells(8, 16), 16, axis=0)  # 128 images
+    layer = augment.TrivialColour(seed=3)
+    y = keras.ops.convert_to_numpy(layer(x, training=True))
+    unchanged = np.all(y == x, axis=(1, 2, 3))
+    assert 0.03 < unchanged.mean() < 0.3, unchanged.mean()
+    assert y.min() >= 0 and y.max() <= 255
+    change = np.abs(y - x).mean(axis=(1, 2, 3))[~unchanged]
+    assert change.min() < 2 and change.max() > 10, (change.min(), change.max())
+    # the geometry follows in the preset: one colour operation, then one affine map
+    used = augment.pipeline("trivial").layers
+    assert [type(l) for l in used] == [augment.TrivialColour, augment.RandomAffine]

@@ -96,7 +96,7 @@ def test_with_swa_a_fold_keeps_the_average_not_the_best_epoch(tmp_path, capsys):
     cv = train.cross_validate(lambda: model, x, y, (np.arange(24) // 2) % 2, None,
                               train_params(epochs=4, head_epochs=1, lr=0.0, swa_epochs=2), tmp_path)
     assert cv.folds.best_epoch.tolist() == [4, 4]  # 1 head + 4 fine-tuning epochs: the last
-    assert "kept the average of the last 2 epochs' weights (SWA)" in capsys.readouterr().out
+    assert "kept the mean of its last 2 epochs' weights (SWA)" in capsys.readouterr().out
 
 
 def test_the_averaging_parameters_keep_old_signatures():
