@@ -118,6 +118,12 @@ SPECS: dict[str, Spec] = {
                                     "fraction of lr, rising geometrically layer by layer to lr at its top; the head "
                                     "trains at lr (1 = one rate for all)", check=lambda x: 0 < x <= 1,
                         allowed="0 < backbone_lr <= 1"),
+    "distill": Spec(str, "", "fine-tuning: comma-separated stages whose out-of-fold probabilities, averaged, make "
+                             "distill_weight of each training target (knowledge distillation): folders of this run, "
+                             "or other runs' stages on the same folds as runs/<run_id>/<stage>; '' = off"),
+    "distill_weight": Spec(float, 0.5, "fine-tuning with distill: the teachers' share of each training target, the "
+                                       "rest the true label", check=lambda x: 0 < x <= 1,
+                           allowed="0 < distill_weight <= 1"),
     "mixup": Spec(float, 0.0, "MixUp Beta(alpha, alpha) on training batches (0 = off)",
                   check=lambda x: 0 <= x <= 10, allowed="0 <= mixup <= 10"),
     "cutmix": Spec(float, 0.0, "CutMix Beta(alpha, alpha) on training batches (0 = off); with mixup, each "
@@ -152,8 +158,8 @@ _TRAINING = (*_DATA, *_FOLDS, "limit", "image_size", "batch_size", "epochs", "lr
              "keep_models")
 _FINETUNE = (*_DATA, *_FOLDS, "limit", "backbone", "weights", "unfreeze_from", "train_bn_in_frozen", "head_epochs",
              "head_init", "freeze_bn", "image_size", "batch_size", "epochs", "lr", "backbone_lr", "optimizer",
-             "schedule", "ema", "swa_epochs", "pooling", "dropout", "augment", "mixup", "cutmix", "class_weight", "label_smoothing", "monitor", "patience", "tta",
-             "gradcam", "keep_models")
+             "schedule", "ema", "swa_epochs", "pooling", "dropout", "augment", "mixup", "cutmix", "class_weight",
+             "label_smoothing", "distill", "distill_weight", "monitor", "patience", "tta", "gradcam", "keep_models")
 
 # every stage: its parameters in the order of its notebook's cell, and where its defaults differ from SPECS'
 STAGES: dict[str, tuple[tuple[str, ...], dict]] = {

@@ -56,11 +56,12 @@ def _train_fold(run_dir: Path, stage: str, params: dict, fold: int) -> None:
     from ..config import defaults, validate
     from ..train import train_fold
     from .stage import Stage, resolve_auto_weights
-    from .stages import stage_model, training_data
+    from .stages import soft_targets, stage_model, training_data
     P = resolve_auto_weights(validate(stage, {**defaults(stage), **params}))
     st = Stage(stage, P, run_dir)  # the folder only: the stage's notebook opens it and writes params.json
     td = training_data(st, P)
-    r = train_fold(stage_model(P, len(td.class_names)), td.x, td.y, td.fold, td.x_test, P, st.dir, fold)
+    r = train_fold(stage_model(P, len(td.class_names)), td.x, td.y, td.fold, td.x_test, P, st.dir, fold,
+                   soft_targets(st, P, td))
     if r is None:
         print(f"{stage}: the run's folds have no fold {fold}; nothing to train")
 

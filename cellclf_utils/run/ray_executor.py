@@ -99,8 +99,9 @@ def _specs(run_dir: Path, notebooks: list[Path], passed: dict, resume_hint: str)
     effective = {s: {**defaults(s), **passed[s]} for s in stages}
     folds = {s: int(P["folds"]) for s, P in effective.items() if "folds" in P}
     teacher = str(effective.get(graph.PSEUDO, {}).get("teacher", ""))
+    distill = {s: str(P.get("distill", "")) for s, P in effective.items()}
     jobs = graph.jobs(stages, folds, teacher, lambda s: StageFolder(run_dir / s).is_finished,
-                      lambda s, k: Fold(run_dir / s / layout.fold_dir(k)).is_done)
+                      lambda s, k: Fold(run_dir / s / layout.fold_dir(k)).is_done, distill)
     return [(j, {"key": j.key, "run_dir": str(run_dir), "stage": j.stage, "fold": j.fold,
                  "notebook": str(by_stage[j.stage]),
                  "params": passed[j.stage], "resume_hint": resume_hint}) for j in jobs]

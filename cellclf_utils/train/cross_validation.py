@@ -31,7 +31,8 @@ def _with_batch_size(build: Callable[[], keras.Model], params: dict) -> dict:
 
 
 def _fold_fitter(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict, stage_dir: Path,
-                 extra_for_fold: Callable[[int], tuple] | None) -> Callable[[int, np.ndarray, np.ndarray], FoldResult]:
+                 extra_for_fold: Callable[[int], tuple] | None,
+                 soft: np.ndarray | None) -> Callable[[int, np.ndarray, np.ndarray], FoldResult]:
     """Return ``fit(fold, train_idx, val_idx)`` for the folds of ``fold_of``, with what they
     share settled first: the batch size, the schedule's length and the compiled steps."""
     compile_cache.enable()
@@ -46,7 +47,7 @@ def _fold_fitter(build: Callable[[], keras.Model], x, y, fold_of, x_test, params
 
     def fit(fold: int, train_idx: np.ndarray, val_idx: np.ndarray) -> FoldResult:
         r = fit_fold(build, x, y, train_idx, val_idx, x_test, params, fold,
-                     Path(stage_dir) / layout.fold_dir(fold), steps, extras[fold], trainers)
+                     Path(stage_dir) / layout.fold_dir(fold), steps, extras[fold], trainers, soft)
         rec = r.record
         print(f"fold {fold}: best epoch {rec['best_epoch'] + 1}, {rec['seconds']:.0f} s, "
               f"{rec['images_per_s']:.0f} img/s{' (resumed from disk)' if rec['resumed'] else ''}")
@@ -62,22 +63,24 @@ def _clear() -> None:
 
 
 def cross_validate(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict,
-                   stage_dir: Path, extra_for_fold: Callable[[int], tuple] | None = None) -> CVResult:
+                   stage_dir: Path, extra_for_fold: Callable[[int], tuple] | None = None,
+                   soft: np.ndarray | None = None) -> CVResult:
     """Train one model per fold (``fold_of[i]`` is image i's validation fold) and return
     out-of-fold and fold-averaged test probabilities. ``extra_for_fold(fold)`` may add
-    ``(images, target probabilities)`` to that fold's training split (pseudo-labels)."""
-    cv = fold_loop(_fold_fitter(build, x, y, fold_of, x_test, params, stage_dir, extra_for_fold), fold_of)
+    ``(images, target probabilities)`` to that fold's training split (pseudo-labels); ``soft``
+    (N, classes): teacher probabilities mixed into the targets (``distill_weight``)."""
+    cv = fold_loop(_fold_fitter(build, x, y, fold_of, x_test, params, stage_dir, extra_for_fold, soft), fold_of)
     _clear()
     return cv
 
 
 def train_fold(build: Callable[[], keras.Model], x, y, fold_of, x_test, params: dict, stage_dir: Path,
-               fold: int) -> FoldResult | None:
+               fold: int, soft: np.ndarray | None = None) -> FoldResult | None:
     """Train (or load, when finished) fold ``fold`` alone, exactly as ``cross_validate`` trains it
     among the others: a fold job of the Ray executor. None when ``fold_of`` has no such fold."""
     chosen = [(tr, va) for f, tr, va in splits(fold_of) if f == fold]
     if not chosen:
         return None
-    r = _fold_fitter(build, x, y, fold_of, x_test, params, stage_dir, None)(fold, *chosen[0])
+    r = _fold_fitter(build, x, y, fold_of, x_test, params, stage_dir, None, soft)(fold, *chosen[0])
     _clear()
     return r

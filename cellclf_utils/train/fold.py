@@ -43,11 +43,14 @@ class FoldTraining:
 
 
 def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test, params: dict, fold: int,
-             fold_dir: Path, steps: int | None = None, extra=None, trainers: Trainers | None = None) -> FoldResult:
+             fold_dir: Path, steps: int | None = None, extra=None, trainers: Trainers | None = None,
+             soft=None) -> FoldResult:
     """Train one fold and return its FoldResult; if ``fold_dir`` holds a finished fold with the
     same parameters, load it instead. ``steps`` (per epoch) sizes the learning-rate schedule;
     default: this fold's. ``extra``: ``(images, target probabilities)`` trained on beside the
-    fold's split (pseudo-labels). ``trainers``: shared by the folds of one cross-validation."""
+    fold's split (pseudo-labels). ``trainers``: shared by the folds of one cross-validation.
+    ``soft``: (N, classes) teacher probabilities of every image, ``distill_weight`` of each
+    training target (knowledge distillation)."""
     sig = signature(params)
     finished = load_finished(Path(fold_dir), sig)
     if finished is not None:
@@ -55,7 +58,7 @@ def fit_fold(build: Callable[[], keras.Model], x, y, train_idx, val_idx, x_test,
     keras.utils.set_random_seed(params["seed"] * 100 + fold)
     compiled_before = compile_cache.stats()
     trainers = trainers if trainers is not None else Trainers()
-    f = prepare(build, x, y, train_idx, val_idx, params, fold, steps, extra, trainers)
+    f = prepare(build, x, y, train_idx, val_idx, params, fold, steps, extra, trainers, soft)
     epochs = params["epochs"] + (params.get("head_epochs", 0) if f.has_base else 0)
     f.fit["callbacks"].append(EpochProgress(Path(fold_dir) / layout.PROGRESS, fold, params.get("folds", 1),
                                             epochs, f.n_train))
@@ -84,7 +87,7 @@ def _class_weight(y_train: np.ndarray, params: dict) -> dict | None:
 
 
 def prepare(build, x, y, train_idx, val_idx, params: dict, fold: int, steps: int | None, extra,
-            trainers: Trainers) -> FoldTraining:
+            trainers: Trainers, soft=None) -> FoldTraining:
     """Build the fold's model, put its training images (pseudo-labelled ones after them) on the
     device and return what its phases share."""
     model = build()
@@ -94,6 +97,9 @@ def prepare(build, x, y, train_idx, val_idx, params: dict, fold: int, steps: int
     mixed = bool(params.get("mixup", 0) or params.get("cutmix", 0))
     # one-hot targets so label smoothing applies; the loss is the same cross-entropy otherwise
     targets, x_train = keras.utils.to_categorical(y[train_idx], n_classes), x[train_idx]
+    if soft is not None:  # distillation: part of each target is the teacher's out-of-fold belief
+        w = params["distill_weight"]
+        targets = (1 - w) * targets + w * np.asarray(soft[train_idx], targets.dtype)
     n_extra = len(extra[0]) if extra is not None else 0
     if n_extra:
         x_train = np.concatenate([x_train, extra[0]])

@@ -20,7 +20,7 @@ _NOT_IN_SIGNATURE = ("run_id", "profile", "data_dir", "gradcam", "keep_models", 
 # parameters added after runs existed: at their default they are left out of the signature,
 # so folds finished before the parameter existed still resume
 _ADDED_LATER = {"head_init": "random", "freeze_bn": False, "patience": 0, "ema": 0.0, "swa_epochs": 0,
-                "backbone_lr": 1.0}
+                "backbone_lr": 1.0, "distill": "", "distill_weight": 0.5}
 
 
 class ResumeMismatchError(RuntimeError):

@@ -58,3 +58,10 @@ def test_only_chosen_stages_are_waited_for():
     js = by_key(graph.jobs(["04_vgg16", "07_ensemble"], FOLDS, "", lambda s: False, lambda s, k: False))
     assert js["04_vgg16/fold0"].needs == ()
     assert js["07_ensemble"].needs == ("04_vgg16",)
+
+
+def test_a_distilled_fine_tune_waits_for_its_teachers_of_this_run():
+    js = by_key(graph.jobs(SERIES, FOLDS, "", lambda s: False, lambda s, k: False,
+                           {"04_vgg16": "02c_frozen_probe,03_xception,runs/other/02c_frozen_probe"}))
+    assert js["04_vgg16/fold0"].needs == ("01_eda_colour", "02c_frozen_probe", "03_xception")
+    assert js["05_inception_resnet_v2/fold0"].needs == ("01_eda_colour",)  # its own distill is off
