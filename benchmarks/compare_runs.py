@@ -79,13 +79,14 @@ def main() -> None:
         lo, hi = r["ci"]
         rec = " / ".join(f"{v:.0%}" for v in r["recall"].values())
         t = r["mcnemar"]
-        vs = f"+{t['only_a']} / -{t['only_b']}, p = {t['p_value']:.2f}" if t else "baseline"
+        vs = f"+{t['only_a']} / -{t['only_b']}, McNemar p = {t['p_value']:.2f}" if t else "the baseline"
+        sec = "—" if np.isnan(r["seconds"]) else f"{r['seconds']:.0f}"
         if a.markdown:
-            print(f"| {r['stage']} | {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}] | {r['auc']:.3f} | {rec} | {vs} "
-                  f"| {r['seconds']:.0f} |")
+            print(f"| {r['stage']} | {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}] | {r['auc']:.3f} | {rec} | {vs} | {sec} |")
         else:
             print(f"{r['stage']}: {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}], AUC {r['auc']:.3f}, recall {rec} "
-                  f"({', '.join(classes)}), vs baseline {vs}, {r['seconds']:.0f} s training")
+                  f"({', '.join(classes)}), {vs} (images only it / only the baseline gets right), "
+                  f"{sec} s training")
 
 
 if __name__ == "__main__":
