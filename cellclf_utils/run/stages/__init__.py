@@ -1,7 +1,8 @@
 """What each notebook stage does around its computation, one module per stage kind, so the
 notebooks stay thin: ``inputs`` (the dataset, the run's folds, images), ``models`` (the network
 of 02-05), ``outputs`` (a trained stage's files, scores and figures), ``eda`` (01),
-``shallow`` (02c), ``pseudo`` (06), ``ensemble`` (07), ``distill`` (a fine-tune's teachers). ``start`` opens the stage's folder.
+``shallow`` (02c), ``pseudo`` (06), ``ensemble`` (07), ``distill`` (a fine-tune's teachers).
+``start`` opens the stage's folder.
 """
 from ..stage import start
 from .distill import DistillError, soft_targets
