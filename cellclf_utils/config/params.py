@@ -143,6 +143,12 @@ SPECS: dict[str, Spec] = {
     "soft": Spec(bool, False, "pseudo-labelling: train on the teacher's probabilities instead of its top class"),
     "rounds": Spec(int, 1, "pseudo-labelling: teacher -> student rounds (each student teaches the next)",
                    check=lambda x: 1 <= x <= 5, allowed="1..5"),
+    "student_augment": Spec(str, "", "pseudo-labelling: the students' augmentation preset (Noisy Student: stronger "
+                                     "than the teacher's); '' = the teacher's",
+                            check=lambda s: s in ("", *AUGMENT_PRESETS), allowed=f"'', {', '.join(AUGMENT_PRESETS)}"),
+    "student_dropout": Spec(float, -1.0, "pseudo-labelling: the students' dropout rate before the classifier; "
+                                         "-1 = the teacher's", check=lambda x: x == -1 or 0 <= x < 1,
+                            allowed="-1 or 0 <= student_dropout < 1"),
     "members": Spec(str, "", "ensemble: comma-separated stages to combine: folders of this run, or other runs' "
                              "stages on the same folds as runs/<run_id>/<stage>; '' = every finished model "
                              "stage of this run that scored all training images"),
@@ -174,7 +180,8 @@ STAGES: dict[str, tuple[tuple[str, ...], dict]] = {
     "03_xception": (_FINETUNE, {"backbone": "xception"}),
     "04_vgg16": (_FINETUNE, {"backbone": "vgg16"}),
     "05_inception_resnet_v2": (_FINETUNE, {"backbone": "inception_resnet_v2"}),
-    "06_pseudo_labelling": ((*_DATA, "seed", "teacher", "threshold", "per_class_cap", "soft", "rounds"), {}),
+    "06_pseudo_labelling": ((*_DATA, "seed", "teacher", "threshold", "per_class_cap", "soft", "rounds",
+                             "student_augment", "student_dropout"), {}),
     "07_ensemble": ((*_DATA, "seed", "members", "submit"), {}),
 }
 

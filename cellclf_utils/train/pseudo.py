@@ -106,14 +106,28 @@ def label_accuracy(proba_by_fold: dict[int, np.ndarray], extras: dict[int, tuple
 
 
 SETTINGS = ("threshold", "per_class_cap", "soft")  # what a student's pseudo-labels depend on
+NOISE = ("student_augment", "student_dropout")     # how a student's training differs from its teacher's
+
+
+def student_params(teacher_params: dict, noise: dict) -> dict:
+    """Return the parameters a student trains with: its teacher's, with ``noise['student_augment']``
+    as its augmentation ('' = the teacher's) and ``noise['student_dropout']`` as its dropout
+    (-1 = the teacher's). Noisy Student (Xie et al., 2020): the teacher labels the test images
+    without noise and the student learns them under more, so it does not merely copy them."""
+    out = dict(teacher_params)
+    if noise.get("student_augment"):
+        out["augment"] = noise["student_augment"]
+    if noise.get("student_dropout", -1) != -1:
+        out["dropout"] = float(noise["student_dropout"])
+    return out
 
 
 def rounds(build: Callable[[], keras.Model], x, y, fold_of, x_test, test_labels, class_names: list[str],
-           teacher_params: dict, settings: dict, teacher: StageFolder, out_dir: Path,
+           params: dict, settings: dict, teacher: StageFolder, out_dir: Path,
            blocked: dict[int, set]) -> tuple:
     """Retrain ``teacher`` (a finished stage) with its confident test predictions, ``settings['rounds']``
-    times (each round's student teaches the next), each round's folds under ``out_dir/round<r>``;
-    return (the last round's CVResult, one row per round: the teacher's and the student's
+    times (each round's student teaches the next), each round's folds under ``out_dir/round<r>``
+    trained with ``params`` (``student_params``: the teacher's, with any noise); return (the last round's CVResult, one row per round: the teacher's and the student's
     out-of-fold and test accuracy, pseudo-labels used and their accuracy where test labels exist)."""
     proba = {f: fold_proba(teacher, f) for f in np.unique(fold_of).tolist()}
     before = teacher.metrics()
@@ -125,10 +139,10 @@ def rounds(build: Callable[[], keras.Model], x, y, fold_of, x_test, test_labels,
               + " pseudo-labelled test images")
         # the pseudo-label settings join the fold signature, so --resume never reuses a fold
         # trained on other pseudo-labels
-        student = {**teacher_params, "pseudo": {k: settings[k] for k in SETTINGS} | {"round": r}}
+        student = {**params, "pseudo": {k: settings[k] for k in SETTINGS} | {"round": r}}
         round_dir = Path(out_dir) / layout.round_dir(r)
         cv = cross_validate(build, x, y, fold_of, x_test, student, round_dir, extra_for_fold=lambda k: extras[k][:2])
-        after = metrics.summary(y, cv.oof, class_names, seed=teacher_params["seed"])
+        after = metrics.summary(y, cv.oof, class_names, seed=params["seed"])
         test_after = (float((cv.test.argmax(1) == test_labels).mean())
                       if cv.test is not None and test_labels is not None else None)
         rows.append({"teacher": teacher.name, "round": r,

@@ -115,6 +115,14 @@ def test_eda_pseudo_labelling_and_the_ensemble(series, tiny):
     assert [r["teacher"] for r in pl["pseudo"]] == ["02_baseline_cnn"]
     assert 0 <= pl["pseudo"][0]["cv_after"] <= 1 and pl["pseudo"][0]["cv_before"] == cnn["cv"]["accuracy"]
     assert len(pd.read_csv(run_dir / "06_pseudo_labelling" / "oof.csv")) == LIMIT * N_CLASSES
+    # the students trained with the teacher's parameters and the smoke profile's noise (Noisy Student)
+    from cellclf_utils.train import signature
+    teacher = json.loads((run_dir / "02_baseline_cnn" / "params.json").read_text())
+    student = {**teacher, "augment": "strong", "dropout": 0.2,
+               "pseudo": {"threshold": 0.34, "per_class_cap": 0, "soft": False, "round": 1}}
+    done = json.loads((run_dir / "06_pseudo_labelling" / "02_baseline_cnn" / "round1" / "fold0" / "done.json").read_text())
+    assert teacher["augment"] != "strong" and done["signature"] == signature(student)
+    assert "student augment strong, student dropout 0.2" in pl["model"]
     ens = run_dir / "07_ensemble"
     sub = pd.read_csv(ens / "submission.csv")
     assert list(sub.columns) == ["id", "label"] and len(sub) == 3 * N_CLASSES and set(sub.label) <= set(classes)

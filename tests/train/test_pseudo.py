@@ -14,6 +14,14 @@ def test_select_keeps_confident_images_and_caps_each_class():
     np.testing.assert_allclose(pseudo.targets(p[:2], soft=True), p[:2])
 
 
+def test_a_student_trains_with_its_teachers_parameters_and_only_the_noise_it_is_given():
+    teacher = {"augment": "basic", "dropout": 0.5, "lr": 3e-4}
+    assert pseudo.student_params(teacher, {"student_augment": "", "student_dropout": -1}) == teacher
+    noisy = pseudo.student_params(teacher, {"student_augment": "trivial", "student_dropout": 0.0})
+    assert noisy == {"augment": "trivial", "dropout": 0.0, "lr": 3e-4}  # dropout 0 is a rate, not "unset"
+    assert teacher["augment"] == "basic"  # the teacher's parameters are not changed
+
+
 def test_a_test_copy_of_a_validation_image_never_teaches_that_fold():
     """Planted ids: test image t1 copies training image a (fold 0), t2 copies b (fold 1)."""
     dupes = pd.DataFrame({"test_id": ["t1", "t2"], "train_id": ["a", "b"], "distance": [0, 0]})

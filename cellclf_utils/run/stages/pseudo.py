@@ -21,18 +21,19 @@ NO_TEST_IMAGES = ("Not run: the dataset has no unlabeled test images (no test/ f
 def pseudo_label(st: Stage, P: dict, teacher: str) -> tuple[TrainingData, object, list[dict], dict]:
     """Retrain finished stage ``teacher`` with pseudo-labelled test images, ``P['rounds']``
     times; return the teacher's images, the last round's CVResult, one row per round and the
-    teacher's parameters (which the student reuses)."""
+    parameters the students trained with (the teacher's, with ``P``'s student noise)."""
     teacher_dir = open_run(st.run_dir).stage(teacher)
     TP = {**teacher_dir.params(), "run_id": P["run_id"]}
+    SP = pseudo.student_params(TP, {k: P[k] for k in pseudo.NOISE})
     td = training_data(st, TP)
     if not len(td.x_test):
         raise pseudo.PseudoError("the dataset has no test images to pseudo-label (add a test/ folder, "
                                  "or make one with `cellclf data split`)")
     blocked = pseudo.blocked_by_fold(train_test_duplicates(td.ds), dict(zip(td.ids, td.fold)), td.ds.test_ids)
     settings = {k: P[k] for k in (*pseudo.SETTINGS, "rounds")}
-    cv, rows = pseudo.rounds(stage_model(TP, len(td.class_names)), td.x, td.y, td.fold, td.x_test,
-                             td.ds.test_labels, td.class_names, TP, settings, teacher_dir, st.dir / teacher, blocked)
-    return td, cv, rows, TP
+    cv, rows = pseudo.rounds(stage_model(SP, len(td.class_names)), td.x, td.y, td.fold, td.x_test,
+                             td.ds.test_labels, td.class_names, SP, settings, teacher_dir, st.dir / teacher, blocked)
+    return td, cv, rows, SP
 
 
 def pseudo_label_teachers(st: Stage, P: dict) -> dict:
@@ -56,6 +57,15 @@ def pseudo_table(st: Stage, results: dict) -> pd.DataFrame:
     return table
 
 
+def _settings_text(P: dict) -> str:
+    parts = [f"threshold {P['threshold']}"]
+    if P["student_augment"]:
+        parts.append(f"student augment {P['student_augment']}")
+    if P["student_dropout"] != -1:
+        parts.append(f"student dropout {P['student_dropout']}")
+    return ", ".join(parts)
+
+
 def save_best_student(st: Stage, results: dict, P: dict) -> dict:
     """Write the best student's (last round, best out-of-fold accuracy) predictions like any
     model stage's and return the metrics for ``st.finish``, with every teacher's rounds under
@@ -63,8 +73,8 @@ def save_best_student(st: Stage, results: dict, P: dict) -> dict:
     if not results:
         return {"kind": "skipped", "title": "Pseudo-labelling", "note": NO_TEST_IMAGES, "pseudo": []}
     best = max(results, key=lambda t: results[t][2][-1]["cv_after"])
-    td, cv, _, TP = results[best]
-    scores = save_model_outputs(st, td, cv, TP, model_name=f"{best} + pseudo-labels (threshold {P['threshold']})")
+    td, cv, _, SP = results[best]
+    scores = save_model_outputs(st, td, cv, SP, model_name=f"{best} + pseudo-labels ({_settings_text(P)})")
     last_round = results[best][2][-1]["round"]
     # where the student's fold models are, and whose parameters feed them (`cellclf predict`)
     student = {"folds": f"{best}/{layout.round_dir(last_round)}", "params_of": best}
