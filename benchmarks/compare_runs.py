@@ -3,8 +3,12 @@ bootstrap 95% interval, macro AUC, recall per class, training seconds, and McNem
 of each against the first (the baseline recipe). Optionally the mean of a stage with another
 (``--with``, for "the recipe and its ensemble with the probe").
 
+With ``--test-labels`` (a `cellclf data split`'s test_labels.csv) the stages' hidden-test
+predictions (test.csv) are scored the same way, McNemar against the baseline's.
+
 usage: python benchmarks/compare_runs.py runs/abl-base/03_xception runs/abl-ema/03_xception ...
-       [--with runs/probe/02c_frozen_probe] [--markdown]
+       [--with runs/probe/02c_frozen_probe] [--test-labels /tmp/split/test_labels.csv --classes herlev3]
+       [--markdown]
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cellclf_utils import metrics  # noqa: E402
+from cellclf_utils.data import classes as classes_mod  # noqa: E402
 from cellclf_utils.predict.ensemble import mcnemar  # noqa: E402
 from cellclf_utils.runfolder import layout  # noqa: E402
 
@@ -32,9 +37,27 @@ def _oof(stage: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"id": str}).sort_values("id").reset_index(drop=True)
 
 
+def _test(stage: Path, labels: Path, mapping: str) -> pd.DataFrame:
+    """The stage's test.csv with each image's label (its class under ``mapping``), in the
+    oof.csv's form; ids as test_labels.csv writes them (without the test/ folder)."""
+    path = stage / layout.TEST
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: {stage} predicted no test images")
+    preds = pd.read_csv(path, dtype={"id": str})
+    preds["id"] = preds["id"].str.removeprefix("test/")
+    names = [c[2:] for c in preds.columns if c.startswith("p_")]
+    inverse = classes_mod.inverse(classes_mod.load_mapping(mapping), names)
+    truth = pd.read_csv(labels, dtype={"id": str})
+    both = preds.merge(truth.rename(columns={"label": "folder"}), on="id", how="inner")
+    if len(both) != len(truth):
+        raise SystemExit(f"{len(truth) - len(both)} labelled image(s) have no prediction in {path}")
+    both["label"] = [names[inverse[f]] for f in both.folder]
+    return both.drop(columns="folder").sort_values("id").reset_index(drop=True)
+
+
 def _seconds(stage: Path) -> float:
-    """Training seconds summed over the folds (their done.json records)."""
-    done = sorted(stage.glob(f"fold*/{layout.FOLD_DONE}"))
+    """Training seconds summed over the folds (their done.json records; 06: every round's)."""
+    done = sorted(stage.glob(f"**/fold*/{layout.FOLD_DONE}"))
     return sum(json.loads(p.read_text()).get("seconds", 0.0) for p in done)
 
 
@@ -48,10 +71,37 @@ def _row(name: str, oof: pd.DataFrame, classes: list[str], base_pred, seconds) -
             "recall": s["per_class_recall"], "seconds": seconds, "mcnemar": t, "pred": pred}
 
 
+def _print(rows: list[dict], classes: list[str], markdown: bool) -> None:
+    for r in rows:
+        lo, hi = r["ci"]
+        rec = " / ".join(f"{v:.0%}" for v in r["recall"].values())
+        t = r["mcnemar"]
+        vs = f"+{t['only_a']} / -{t['only_b']}, McNemar p = {t['p_value']:.2f}" if t else "the baseline"
+        sec = "—" if np.isnan(r["seconds"]) else f"{r['seconds']:.0f}"
+        if markdown:
+            print(f"| {r['stage']} | {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}] | {r['auc']:.3f} | {rec} | {vs} | {sec} |")
+        else:
+            print(f"{r['stage']}: {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}], AUC {r['auc']:.3f}, recall {rec} "
+                  f"({', '.join(classes)}), {vs} (images only it / only the baseline gets right), "
+                  f"{sec} s training")
+
+
+def _rows(entries: list[tuple], classes: list[str]) -> list[dict]:
+    """One row per (name, table, seconds), McNemar against the first entry."""
+    rows, base = [], None
+    for name, t, sec in entries:
+        r = _row(name, t, classes, (lambda y, p=base: p) if base is not None else None, sec)
+        base = r["pred"] if base is None else base
+        rows.append(r)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stages", nargs="+", type=Path, help="stage folders; the first is the baseline")
     ap.add_argument("--with", dest="partner", type=Path, help="also score each stage's mean with this stage")
+    ap.add_argument("--test-labels", type=Path, help="also score each stage's test.csv against these labels")
+    ap.add_argument("--classes", default="", help="with --test-labels: the mapping the run used (its --classes)")
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     a = ap.parse_args()
     tables = [_oof(s) for s in a.stages]
@@ -62,7 +112,6 @@ def main() -> None:
         if "fold" in t and not (t["fold"].to_numpy() == tables[0]["fold"].to_numpy()).all():
             raise SystemExit(f"{s} has other folds than {a.stages[0]}: copy the baseline's folds.csv first")
     classes = [c[2:] for c in tables[0].columns if c.startswith("p_")]
-    rows, base = [], None
     entries = [(str(s), t, _seconds(s)) for s, t in zip(a.stages, tables)]
     if a.partner is not None:
         partner = _oof(a.partner)
@@ -71,22 +120,11 @@ def main() -> None:
             mean = t.copy()
             mean[cols] = (t[cols].to_numpy() + partner[cols].to_numpy()) / 2
             entries.append((f"mean({s}, {a.partner})", mean, float("nan")))
-    for name, t, sec in entries:
-        r = _row(name, t, classes, (lambda y, p=base: p) if base is not None else None, sec)
-        base = r["pred"] if base is None else base
-        rows.append(r)
-    for r in rows:
-        lo, hi = r["ci"]
-        rec = " / ".join(f"{v:.0%}" for v in r["recall"].values())
-        t = r["mcnemar"]
-        vs = f"+{t['only_a']} / -{t['only_b']}, McNemar p = {t['p_value']:.2f}" if t else "the baseline"
-        sec = "—" if np.isnan(r["seconds"]) else f"{r['seconds']:.0f}"
-        if a.markdown:
-            print(f"| {r['stage']} | {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}] | {r['auc']:.3f} | {rec} | {vs} | {sec} |")
-        else:
-            print(f"{r['stage']}: {r['accuracy']:.1%} [{lo:.1%}–{hi:.1%}], AUC {r['auc']:.3f}, recall {rec} "
-                  f"({', '.join(classes)}), {vs} (images only it / only the baseline gets right), "
-                  f"{sec} s training")
+    _print(_rows(entries, classes), classes, a.markdown)
+    if a.test_labels is not None:
+        print(f"hidden test images ({a.test_labels}):")
+        tests = [(str(s), _test(s, a.test_labels, a.classes), float("nan")) for s in a.stages]
+        _print(_rows(tests, classes), classes, a.markdown)
 
 
 if __name__ == "__main__":
