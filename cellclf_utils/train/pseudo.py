@@ -127,8 +127,9 @@ def rounds(build: Callable[[], keras.Model], x, y, fold_of, x_test, test_labels,
            blocked: dict[int, set]) -> tuple:
     """Retrain ``teacher`` (a finished stage) with its confident test predictions, ``settings['rounds']``
     times (each round's student teaches the next), each round's folds under ``out_dir/round<r>``
-    trained with ``params`` (``student_params``: the teacher's, with any noise); return (the last round's CVResult, one row per round: the teacher's and the student's
-    out-of-fold and test accuracy, pseudo-labels used and their accuracy where test labels exist)."""
+    trained with ``params`` (``student_params``: the teacher's, with any noise); return (the last
+    round's CVResult, one row per round: the teacher's and the student's out-of-fold and test
+    accuracy, pseudo-labels used and their accuracy where test labels exist)."""
     proba = {f: fold_proba(teacher, f) for f in np.unique(fold_of).tolist()}
     before = teacher.metrics()
     acc_before = (before["cv"]["accuracy"], (before.get("test") or {}).get("accuracy"))
