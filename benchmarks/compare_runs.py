@@ -25,9 +25,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cellclf_utils import metrics  # noqa: E402
-from cellclf_utils.data import classes as classes_mod  # noqa: E402
 from cellclf_utils.predict.ensemble import mcnemar  # noqa: E402
 from cellclf_utils.runfolder import layout  # noqa: E402
+from score_predictions import labelled  # noqa: E402  (this folder: sys.path[0] when run as a script)
 
 
 def _oof(stage: Path) -> pd.DataFrame:
@@ -46,13 +46,9 @@ def _test(stage: Path, labels: Path, mapping: str) -> pd.DataFrame:
     preds = pd.read_csv(path, dtype={"id": str})
     preds["id"] = preds["id"].str.removeprefix("test/")
     names = [c[2:] for c in preds.columns if c.startswith("p_")]
-    inverse = classes_mod.inverse(classes_mod.load_mapping(mapping), names)
-    truth = pd.read_csv(labels, dtype={"id": str})
-    both = preds.merge(truth.rename(columns={"label": "folder"}), on="id", how="inner")
-    if len(both) != len(truth):
-        raise SystemExit(f"{len(truth) - len(both)} labelled image(s) have no prediction in {path}")
-    both["label"] = [names[inverse[f]] for f in both.folder]
-    return both.drop(columns="folder").sort_values("id").reset_index(drop=True)
+    both, y = labelled(preds, labels, mapping, str(path))
+    both["label"] = [names[i] for i in y]
+    return both.drop(columns="truth").sort_values("id").reset_index(drop=True)
 
 
 def _seconds(stage: Path) -> float:
